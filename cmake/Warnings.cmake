@@ -11,3 +11,13 @@ if(CAIRN_WERROR)
 endif()
 # librdkafka's RD_KAFKA_V_* macros: see ENVIRONMENT.md. Handled once, here.
 target_compile_definitions(cairn_warnings INTERFACE LIBRDKAFKA_TYPECHECKS=0)
+
+# While a module is being written it may have no sources yet; give CMake an
+# empty translation unit so that the rest of the tree still configures.
+function(cairn_nonempty_sources var)
+  if(NOT ${var})
+    set(empty ${CMAKE_CURRENT_BINARY_DIR}/empty_module.c)
+    file(WRITE ${empty} "typedef int cairn_empty_module_t;\n")
+    set(${var} ${empty} PARENT_SCOPE)
+  endif()
+endfunction()

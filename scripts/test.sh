@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# test.sh - installs the dependencies, builds and runs the whole test suite,
+# as CI does (.ci/run calls this). Two builds, each naming its labels so the
+# whole run stays well under 30 minutes on 2 cores:
+#   1. gcc, warnings fatal: every unit test (label unit).
+#   2. clang, ASan + UBSan, warnings fatal: every label — unit, acceptance
+#      (REST against a started server), clients (Confluent's Python client,
+#      @kafkajs/confluent-schema-registry on Node), crash (SIGKILL).
+#   3. the format check (clang-format 14, .clang-format).
+# Set CAIRN_TEST_QUICK=1 to run only the sanitizer build.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+"$top/scripts/install-deps.sh"
+
+jobs=$(nproc)
+status=0
+
+if [ "${CAIRN_TEST_QUICK:-0}" != 1 ]; then
+  echo "== build 1/2: gcc -Werror, labels: unit"
+  CC=gcc "$top/scripts/build.sh" "$top/build-ci-gcc" -DCAIRN_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
+  (cd "$top/build-ci-gcc" && ctest -L unit --output-on-failure -j "$jobs") || status=1
+fi
+
+echo "== build 2/2: clang ASan+UBSan -Werror, labels: unit acceptance clients crash"
+CC=clang "$top/scripts/build.sh" "$top/build-ci-asan" -DCAIRN_WERROR=ON -DCAIRN_SANITIZE=ON \
+  -DCMAKE_BUILD_TYPE=Debug
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+(cd "$top/build-ci-asan" && ctest -L 'unit|acceptance|clients|crash' --output-on-failure -j "$jobs") \
+  || status=1
+
+echo "== format check (clang-format)"
+if ! git ls-files -- '*.c' '*.h' | xargs clang-format --dry-run -Werror; then
+  echo "format check failed: run clang-format -i on the files above"
+  status=1
+fi
+
+exit $status
