@@ -6,6 +6,7 @@
 
 #include "common.h"
 
+CAIRN_PRINTF(6, 0)
 static cairn_rc_t error_vset(cairn_error_t *err, cairn_rc_t code, int cause, unsigned flags,
                              const char *where, const char *fmt, va_list ap)
 {

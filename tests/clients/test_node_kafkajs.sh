@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# test_node_kafkajs.sh - @kafkajs/confluent-schema-registry 3.9.0 (Node) against
+# a started cairn registry. Installs the pinned package into
+# tests/clients/node/node_modules (git-ignored, npm cache in ~/.npm), starts
+# `$CAIRN_BIN registry serve` on a free port over a temporary data dir, runs
+# kafkajs_test.js against it and stops the server by PID. A missing
+# prerequisite (CAIRN_BIN, node, npm, the npm registry) is a failure that
+# names it, never a skip.
+set -u
+
+fail() { echo "FAIL: $*" >&2; echo "summary: test_node_kafkajs.sh -> FAIL"; exit 1; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+node_dir="$here/node"
+[ -n "${CAIRN_BIN:-}" ] || fail "CAIRN_BIN is not set (the built cairn binary)"
+[ -x "$CAIRN_BIN" ] || fail "CAIRN_BIN=$CAIRN_BIN is not executable"
+command -v node >/dev/null || fail "node is not on PATH (Node 20 is required)"
+command -v npm >/dev/null || fail "npm is not on PATH"
+major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$major" -ge 18 ] || fail "node $(node --version) is too old (need 18+)"
+
+(cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error) ||
+    fail "npm install of @kafkajs/confluent-schema-registry in $node_dir failed"
+
+data=$(mktemp -d)
+log="$data.log"
+pid=""
+cleanup() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        wait "$pid" 2>/dev/null
+    fi
+    rm -rf "$data" "$log"
+}
+trap cleanup EXIT
+
+"$CAIRN_BIN" registry serve --listen 127.0.0.1:0 --data "$data" >"$log" 2>&1 </dev/null &
+pid=$!
+port=""
+for _ in $(seq 200); do
+    port=$(sed -n 's/.*msg="registry listening" listen="[^"]*:\([0-9][0-9]*\)".*/\1/p' "$log" | head -n1)
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$port" ] || { cat "$log" >&2; fail "cairn registry serve did not report 'registry listening'"; }
+
+node "$node_dir/kafkajs_test.js" "http://127.0.0.1:$port"
+rc=$?
+kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "the server died during the test"; }
+[ $rc -eq 0 ] || { tail -n 20 "$log" >&2; echo "summary: test_node_kafkajs.sh -> FAIL"; exit 1; }
+echo "summary: test_node_kafkajs.sh -> OK"
