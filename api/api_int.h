@@ -26,11 +26,11 @@
 
 /* ---- limits (docs/API.md "Limits") ----------------------------------- */
 
-#define CAIRN__API_MAX_PATH      8192 /* raw path bytes; longer gets 414 */
-#define CAIRN__API_MAX_SEGMENTS  8    /* deeper paths are unknown paths (404) */
-#define CAIRN__API_MAX_QUERY     1024 /* bytes of one decoded query value */
-#define CAIRN__API_MAX_OUT       (512u * 1024 * 1024) /* response body cap */
-#define CAIRN__API_KEEP_BUF      (64u * 1024) /* buffers above this are freed per request */
+#define CAIRN__API_MAX_PATH     8192                 /* raw path bytes; longer gets 414 */
+#define CAIRN__API_MAX_SEGMENTS 8                    /* deeper paths are unknown paths (404) */
+#define CAIRN__API_MAX_QUERY    1024                 /* bytes of one decoded query value */
+#define CAIRN__API_MAX_OUT      (512u * 1024 * 1024) /* response body cap */
+#define CAIRN__API_KEEP_BUF     (64u * 1024)         /* buffers above this are freed per request */
 
 /* ---- pure parsing helpers (path.c) ------------------------------------ */
 
@@ -46,8 +46,8 @@ typedef struct cairn__api_path {
  * @returns CAIRN_OK; CAIRN_E_INVALID_REQUEST for a bad escape ("%4", "%zz")
  *          or an encoded NUL ("%00"), which would truncate the value.
  */
-cairn_rc_t cairn__api_pct_decode(const char *in, size_t len, bool plus_is_space, char *out,
-                                 size_t *out_len, cairn_error_t *err);
+cairn_rc_t cairn__api_pct_decode(
+    const char *in, size_t len, bool plus_is_space, char *out, size_t *out_len, cairn_error_t *err);
 
 /**
  * @brief Splits a raw (still percent-encoded) path into decoded segments.
@@ -57,8 +57,8 @@ cairn_rc_t cairn__api_pct_decode(const char *in, size_t len, bool plus_is_space,
  *          with '/' or has a bad escape; CAIRN_E_NOT_FOUND_PATH for an empty
  *          segment in the middle ("//") or more than CAIRN__API_MAX_SEGMENTS.
  */
-cairn_rc_t cairn__api_path_parse(const char *raw, char *scratch, cairn__api_path_t *out,
-                                 cairn_error_t *err);
+cairn_rc_t
+cairn__api_path_parse(const char *raw, char *scratch, cairn__api_path_t *out, cairn_error_t *err);
 
 /**
  * @brief Parses a version path segment as Confluent's VersionId does:
@@ -75,16 +75,21 @@ bool cairn__api_parse_id(const char *s, int *out);
  * "false" in any case.
  * @returns CAIRN_OK or CAIRN_E_INVALID_REQUEST naming @p name.
  */
-cairn_rc_t cairn__api_parse_bool(const char *name, const char *value, bool dflt, bool *out,
-                                 cairn_error_t *err);
+cairn_rc_t cairn__api_parse_bool(
+    const char *name, const char *value, bool dflt, bool *out, cairn_error_t *err);
 
 /**
  * @brief Parses an integer query value in [@p min, @p max]; NULL or "" give
  * @p dflt.
  * @returns CAIRN_OK or CAIRN_E_INVALID_REQUEST naming @p name.
  */
-cairn_rc_t cairn__api_parse_int(const char *name, const char *value, long min, long max,
-                                long dflt, long *out, cairn_error_t *err);
+cairn_rc_t cairn__api_parse_int(const char *name,
+                                const char *value,
+                                long min,
+                                long max,
+                                long dflt,
+                                long *out,
+                                cairn_error_t *err);
 
 /**
  * @brief Whether a request Content-Type means JSON to us: absent, the two
@@ -146,7 +151,7 @@ typedef struct cairn__api_req {
     cairn_strlist_t reasons;
     json_t *json; /* the parsed request body */
     unsigned status;
-    const char *content_type; /* of the response; NULL = the registry's */
+    const char *content_type;    /* of the response; NULL = the registry's */
     struct MHD_Response *shared; /* a cached response to queue instead of `out` */
     cairn_reg_schema_t *held;    /* keeps `shared` alive until it is queued */
     char qbuf[CAIRN__API_MAX_QUERY + 1];
@@ -165,8 +170,8 @@ cairn_rc_t cairn__api_dispatch(cairn__api_req_t *r, cairn_error_t *err);
  * @param[out] value NULL when absent.
  * @returns CAIRN_OK or CAIRN_E_INVALID_REQUEST (bad escape, too long).
  */
-cairn_rc_t cairn__api_query(cairn__api_req_t *r, const char *name, const char **value,
-                            cairn_error_t *err);
+cairn_rc_t
+cairn__api_query(cairn__api_req_t *r, const char *name, const char **value, cairn_error_t *err);
 
 /** @brief Builds (once) the shared response of GET /schemas/ids/{id} for @p s. */
 struct MHD_Response *cairn__api_schema_response(cairn_reg_schema_t *s);

@@ -25,8 +25,8 @@ static const char *seg(const cairn__api_req_t *r, size_t i)
     return r->path.seg[i];
 }
 
-static cairn_rc_t subject_at(cairn__api_req_t *r, size_t i, const char **subject,
-                             cairn_error_t *err)
+static cairn_rc_t
+subject_at(cairn__api_req_t *r, size_t i, const char **subject, cairn_error_t *err)
 {
     *subject = seg(r, i);
     return cairn_registry_subject_valid(*subject, err);
@@ -42,8 +42,8 @@ static cairn_rc_t qbool(cairn__api_req_t *r, const char *name, bool *out, cairn_
 }
 
 /* A string query value copied out of r->qbuf into @p dst; *out NULL when absent. */
-static cairn_rc_t qstr(cairn__api_req_t *r, const char *name, char *dst, const char **out,
-                       cairn_error_t *err)
+static cairn_rc_t
+qstr(cairn__api_req_t *r, const char *name, char *dst, const char **out, cairn_error_t *err)
 {
     const char *v;
     cairn_rc_t rc = cairn__api_query(r, name, &v, err);
@@ -235,8 +235,8 @@ static cairn_rc_t parse_refs(json_t *arr, struct schema_body *b, cairn_error_t *
 {
     size_t n = json_array_size(arr);
     if (n > MAX_REFS)
-        return cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, NULL,
-                                "more than %d references", MAX_REFS);
+        return cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, NULL, "more than %d references",
+                                MAX_REFS);
     if (n == 0)
         return CAIRN_OK;
     b->refs = cairn__calloc(n, sizeof *b->refs);
@@ -267,8 +267,7 @@ static cairn_rc_t parse_refs(json_t *arr, struct schema_body *b, cairn_error_t *
  * {"schema": "...", "schemaType"?, "references"?, "id"?, "version"?, ...}.
  * Unknown fields (metadata, ruleSet, anything newer) are accepted and ignored.
  */
-static cairn_rc_t parse_schema_body(cairn__api_req_t *r, struct schema_body *b,
-                                    cairn_error_t *err)
+static cairn_rc_t parse_schema_body(cairn__api_req_t *r, struct schema_body *b, cairn_error_t *err)
 {
     cairn_rc_t rc = body_object(r, err);
     if (rc != CAIRN_OK)
@@ -548,8 +547,7 @@ static cairn_rc_t h_version_delete(cairn__api_req_t *r, cairn_error_t *err)
     if (rc == CAIRN_OK)
         rc = qbool(r, "permanent", &permanent, err);
     if (rc == CAIRN_OK)
-        rc = cairn_registry_delete_version(r->api->reg, subject, version, permanent, &deleted,
-                                           err);
+        rc = cairn_registry_delete_version(r->api->reg, subject, version, permanent, &deleted, err);
     if (rc == CAIRN_OK) {
         cairn__jw_t w = {&r->out, CAIRN_OK};
         cairn__jw_int(&w, deleted);
@@ -785,8 +783,8 @@ static cairn_rc_t scope_subject(cairn__api_req_t *r, const char **subject, cairn
     return r->path.n == 2 ? subject_at(r, 1, subject, err) : CAIRN_OK;
 }
 
-static cairn_rc_t reply_field(cairn__api_req_t *r, const char *key, const char *value,
-                              cairn_error_t *err)
+static cairn_rc_t
+reply_field(cairn__api_req_t *r, const char *key, const char *value, cairn_error_t *err)
 {
     cairn__jw_t w = {&r->out, CAIRN_OK};
     cairn__jw_lit(&w, "{");
@@ -915,8 +913,7 @@ static const struct route routes[] = {
     {{"subjects", ANY, "versions", NULL}, {h_versions, h_register, NULL, NULL}},
     {{"subjects", ANY, "versions", ANY, NULL}, {h_version, NULL, NULL, h_version_delete}},
     {{"subjects", ANY, "versions", ANY, "schema", NULL}, {h_version_schema, NULL, NULL, NULL}},
-    {{"subjects", ANY, "versions", ANY, "referencedby", NULL},
-     {h_referenced_by, NULL, NULL, NULL}},
+    {{"subjects", ANY, "versions", ANY, "referencedby", NULL}, {h_referenced_by, NULL, NULL, NULL}},
     {{"schemas", NULL}, {h_schemas, NULL, NULL, NULL}},
     {{"schemas", "types", NULL}, {h_types, NULL, NULL, NULL}},
     {{"schemas", "ids", ANY, NULL}, {h_schema_by_id, NULL, NULL, NULL}},

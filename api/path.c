@@ -9,7 +9,8 @@
  * segments and "%00" would cut the string. server.c installs an unescape
  * callback that leaves the path raw; here we split on '/' first and decode
  * each segment after, so a subject may contain '/' and no value can smuggle
- * a NUL.
+ * a NUL. Query values: MHD turns '+' into a space itself before calling the
+ * unescape callback and leaves every %XX to us, so "%2B" still means '+'.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,8 +31,8 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-cairn_rc_t cairn__api_pct_decode(const char *in, size_t len, bool plus_is_space, char *out,
-                                 size_t *out_len, cairn_error_t *err)
+cairn_rc_t cairn__api_pct_decode(
+    const char *in, size_t len, bool plus_is_space, char *out, size_t *out_len, cairn_error_t *err)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -61,8 +62,8 @@ cairn_rc_t cairn__api_pct_decode(const char *in, size_t len, bool plus_is_space,
     return CAIRN_OK;
 }
 
-cairn_rc_t cairn__api_path_parse(const char *raw, char *scratch, cairn__api_path_t *out,
-                                 cairn_error_t *err)
+cairn_rc_t
+cairn__api_path_parse(const char *raw, char *scratch, cairn__api_path_t *out, cairn_error_t *err)
 {
     out->n = 0;
     if (!raw || raw[0] != '/')
@@ -151,8 +152,8 @@ bool cairn__api_parse_id(const char *s, int *out)
     return true;
 }
 
-cairn_rc_t cairn__api_parse_bool(const char *name, const char *value, bool dflt, bool *out,
-                                 cairn_error_t *err)
+cairn_rc_t
+cairn__api_parse_bool(const char *name, const char *value, bool dflt, bool *out, cairn_error_t *err)
 {
     if (!value || !*value)
         *out = dflt;
@@ -166,8 +167,13 @@ cairn_rc_t cairn__api_parse_bool(const char *name, const char *value, bool dflt,
     return CAIRN_OK;
 }
 
-cairn_rc_t cairn__api_parse_int(const char *name, const char *value, long min, long max,
-                                long dflt, long *out, cairn_error_t *err)
+cairn_rc_t cairn__api_parse_int(const char *name,
+                                const char *value,
+                                long min,
+                                long max,
+                                long dflt,
+                                long *out,
+                                cairn_error_t *err)
 {
     long long v;
     if (!value || !*value) {
@@ -176,8 +182,8 @@ cairn_rc_t cairn__api_parse_int(const char *name, const char *value, long min, l
     }
     if (!parse_decimal(value, min, max, &v))
         return cairn__error_set(err, CAIRN_E_INVALID_REQUEST, 0, name,
-                                "query parameter '%s' must be an integer between %ld and %ld",
-                                name, min, max);
+                                "query parameter '%s' must be an integer between %ld and %ld", name,
+                                min, max);
     *out = (long)v;
     return CAIRN_OK;
 }

@@ -31,8 +31,8 @@
 #include "api_int.h"
 
 /* MHD takes `void *` for data it only reads: the one place we drop const. */
-static struct MHD_Response *response_over(const void *data, size_t len,
-                                          enum MHD_ResponseMemoryMode mode)
+static struct MHD_Response *
+response_over(const void *data, size_t len, enum MHD_ResponseMemoryMode mode)
 {
     union {
         const void *c;
@@ -91,7 +91,9 @@ static void request_begin(cairn__api_req_t *r, struct MHD_Connection *conn, cons
     r->body.cap_limit = r->api->max_body;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+static void on_connection(void *cls,
+                          struct MHD_Connection *conn,
+                          void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     (void)conn;
@@ -101,7 +103,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             r->api = cls;
             cairn_buf_init(&r->body, r->api->max_body);
             cairn_buf_init(&r->out, CAIRN__API_MAX_OUT);
-            cairn_buf_init(&r->msg, 64 * 1024);
+            cairn_buf_init(&r->msg, 1024 * 1024);
             cairn_buf_init(&r->scratch, CAIRN__API_MAX_PATH + 1);
             cairn_strlist_init(&r->reasons);
         }
@@ -120,7 +122,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+static void on_completed(void *cls,
+                         struct MHD_Connection *conn,
+                         void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)conn, (void)toe;
@@ -153,8 +157,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static enum MHD_Result queue_body(cairn__api_req_t *r, unsigned status, const char *url)
 {
-    struct MHD_Response *resp = response_over(r->out.data ? r->out.data : "", r->out.len,
-                                              MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        response_over(r->out.data ? r->out.data : "", r->out.len, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -168,8 +172,8 @@ static enum MHD_Result queue_body(cairn__api_req_t *r, unsigned status, const ch
 }
 
 /* {"error_code": <table>, "message": ...} with the table's HTTP status. */
-static enum MHD_Result queue_error(cairn__api_req_t *r, cairn_rc_t rc, const cairn_error_t *err,
-                                   const char *url)
+static enum MHD_Result
+queue_error(cairn__api_req_t *r, cairn_rc_t rc, const cairn_error_t *err, const char *url)
 {
     const char *msg = r->msg.len ? r->msg.data : (err && err->text[0] ? err->text : NULL);
     if (!msg)
@@ -191,8 +195,8 @@ static enum MHD_Result queue_error(cairn__api_req_t *r, cairn_rc_t rc, const cai
     return queue_body(r, status, url);
 }
 
-static enum MHD_Result queue_early_error(cairn__api_req_t *r, cairn_rc_t rc, const char *text,
-                                         const char *url)
+static enum MHD_Result
+queue_early_error(cairn__api_req_t *r, cairn_rc_t rc, const char *text, const char *url)
 {
     cairn_error_t err = {0};
     cairn__error_set(&err, rc, 0, NULL, "%s", text);
@@ -203,7 +207,8 @@ static enum MHD_Result queue_early_error(cairn__api_req_t *r, cairn_rc_t rc, con
 static enum MHD_Result check_headers(cairn__api_req_t *r, const char *url, bool *refused)
 {
     struct MHD_Connection *c = r->conn;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -271,9 +276,13 @@ out:
     return queue_body(r, r->status, url);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
+static enum MHD_Result on_request(void *cls,
+                                  struct MHD_Connection *conn,
+                                  const char *url,
+                                  const char *method,
+                                  const char *version,
+                                  const char *upload_data,
+                                  size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)cls, (void)version;
@@ -311,8 +320,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return respond(r, url);
 }
 
-static cairn_rc_t resolve(const char *host, unsigned short port, struct sockaddr_storage *ss,
-                          int *family, cairn_error_t *err)
+static cairn_rc_t resolve(const char *host,
+                          unsigned short port,
+                          struct sockaddr_storage *ss,
+                          int *family,
+                          cairn_error_t *err)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -335,13 +347,15 @@ static cairn_rc_t resolve(const char *host, unsigned short port, struct sockaddr
     return CAIRN_OK;
 }
 
-cairn_rc_t cairn_api_start(cairn_registry_t *reg, const cairn_api_options_t *opts,
-                           cairn_api_t **out, cairn_error_t *err)
+cairn_rc_t cairn_api_start(cairn_registry_t *reg,
+                           const cairn_api_options_t *opts,
+                           cairn_api_t **out,
+                           cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     cairn_api_t *api = NULL;
-    const char *host = opts && opts->listen_host && *opts->listen_host ? opts->listen_host
-                                                                      : "127.0.0.1";
+    const char *host =
+        opts && opts->listen_host && *opts->listen_host ? opts->listen_host : "127.0.0.1";
     unsigned short port = opts ? opts->port : 8081;
     unsigned threads = opts && opts->threads ? opts->threads : 0;
     unsigned timeout = opts && opts->connection_timeout_s ? opts->connection_timeout_s : 30;
@@ -409,8 +423,8 @@ void cairn_api_stop(cairn_api_t *api)
 
 /* ---- helpers for handlers.c ------------------------------------------ */
 
-cairn_rc_t cairn__api_query(cairn__api_req_t *r, const char *name, const char **value,
-                            cairn_error_t *err)
+cairn_rc_t
+cairn__api_query(cairn__api_req_t *r, const char *name, const char **value, cairn_error_t *err)
 {
     const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     *value = NULL;

@@ -118,7 +118,7 @@ typedef struct cairn_avro_model {
     cairn_avro_node_t **named; /* hash of the named types this text defines */
     size_t named_cap;          /* a power of two, or 0 */
     size_t named_n;
-    cairn_schema_t **refs; /* references held on the schemas named in refs[] */
+    cairn_schema_t **refs; /* held: refs[] and their own refs, closed, no repeats */
     size_t nrefs;
 } cairn_avro_model_t;
 

@@ -109,9 +109,10 @@ static cairn_rc_t table_put(cairn_avro_model_t *m, cairn_avro_node_t *node)
 
 const cairn_avro_node_t *cairn__avro_model_lookup(const cairn_avro_model_t *m, const char *fullname)
 {
+    /* refs[] is closed over references of references, so one level suffices. */
     const cairn_avro_node_t *n = table_get(m, fullname);
     for (size_t i = 0; !n && i < m->nrefs; i++)
-        n = cairn__avro_model_lookup(m->refs[i]->model, fullname);
+        n = table_get(m->refs[i]->model, fullname);
     return n;
 }
 
@@ -911,6 +912,45 @@ static cairn_rc_t parse_type(pctx_t *c, json_t *j, const char *ns, const cairn_a
     return rc;
 }
 
+/* Adds @p s to the model's references unless it is there already. */
+static void add_ref(cairn_avro_model_t *m, const cairn_schema_t *s)
+{
+    for (size_t i = 0; i < m->nrefs; i++) {
+        if (m->refs[i] == s)
+            return;
+    }
+    m->refs[m->nrefs++] = cairn_schema_ref(s);
+}
+
+/*
+ * Holds a reference on every AVRO schema in @p refs and on each of their own
+ * (already closed) reference lists, without repeats: lookups then visit
+ * each defining schema once, however the references share each other.
+ */
+static cairn_rc_t hold_refs(pctx_t *c, const cairn_schema_ref_t *refs, size_t nrefs)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nrefs; i++) {
+        const cairn_schema_t *s = refs[i].schema;
+        if (s && s->format == &cairn__avro_format && s->model)
+            total += 1 + ((const cairn_avro_model_t *)s->model)->nrefs;
+    }
+    if (!total)
+        return CAIRN_OK;
+    if (!(c->m->refs = cairn__calloc(total, sizeof *c->m->refs)))
+        return nomem(c);
+    for (size_t i = 0; i < nrefs; i++) {
+        const cairn_schema_t *s = refs[i].schema;
+        if (!s || s->format != &cairn__avro_format || !s->model)
+            continue;
+        const cairn_avro_model_t *rm = s->model;
+        add_ref(c->m, s);
+        for (size_t k = 0; k < rm->nrefs; k++)
+            add_ref(c->m, rm->refs[k]);
+    }
+    return CAIRN_OK;
+}
+
 cairn_rc_t cairn__avro_parse(const char *text,
                              size_t len,
                              const cairn_schema_ref_t *refs,
@@ -929,15 +969,8 @@ cairn_rc_t cairn__avro_parse(const char *text,
         rc = nomem(&c);
         goto out;
     }
-    if (nrefs && !(c.m->refs = cairn__calloc(nrefs, sizeof *c.m->refs))) {
-        rc = nomem(&c);
+    if ((rc = hold_refs(&c, refs, nrefs)) != CAIRN_OK)
         goto out;
-    }
-    for (size_t i = 0; i < nrefs; i++) {
-        if (refs[i].schema && refs[i].schema->format == &cairn__avro_format &&
-            refs[i].schema->model)
-            c.m->refs[c.m->nrefs++] = cairn_schema_ref(refs[i].schema);
-    }
     doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!doc) {
         rc = cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, NULL,

@@ -127,13 +127,15 @@ class BadPaths(Base):
                  code=40402)
 
     def test_slash_in_subject_percent_encoded(self):
-        i = self.register('a/b', GOOD)
+        slash = record('Slash', ('s', 'bytes'))
+        i = self.register('a/b', slash)
         self.assertIn('a/b', self.subjects())
         got = self.ok('GET', '/subjects/a%2Fb/versions/1')
         self.assertEqual(got['subject'], 'a/b')
         self.assertEqual(got['id'], i)
         self.assertEqual(self.ok('GET', '/subjects/a%2fb/versions'), [1])
-        self.assertEqual(self.ok('POST', '/subjects/a%2Fb', {'schema': json.dumps(GOOD)})['id'], i)
+        self.assertEqual(self.ok('POST', '/subjects/a%2Fb', {'schema': json.dumps(slash)})['id'],
+                         i)
         self.assertEqual(self.ok('GET', '/schemas/ids/%d/subjects' % i), ['a/b'])
         # the unencoded form is another path altogether
         st, _, _ = self.call('GET', '/subjects/a/b/versions/1')

@@ -367,6 +367,40 @@ class Level(Base):
         self.assertIn(bad, err)
 
 
+class References(Base):
+    """--reference on register and check; --level fetches referenced schemas itself."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.money = write('ref_money.avsc', record('Money', ('cents', 'long'), namespace='pay'))
+        cls.order1 = write('ref_order1.avsc', record('Bill', ('total', 'pay.Money'),
+                                                     namespace='pay'))
+        cls.order2 = write('ref_order2.avsc', record('Bill', ('total', 'pay.Money'),
+                                                     ('n', 'int'), namespace='pay'))
+        for args in (('--subject', 'money-value', cls.money),
+                     ('--subject', 'bill-value', '--reference', 'pay.Money=money-value:1',
+                      cls.order1)):
+            code, out, err = cairn('register', '--registry', SRV.url, *args)
+            if code != 0:
+                raise AssertionError('register failed: %d %s %s' % (code, out, err))
+
+    def test_check_with_references_by_registry_and_at_a_level(self):
+        ref = ('--reference', 'pay.Money=money-value:1')
+        out, _ = self.run_ok(1, 'check', '--registry', SRV.url, '--subject', 'bill-value',
+                             *ref, self.order2)
+        self.assertIn("'n'", out)
+        # Locally: version 1 of bill-value and the candidate both need pay.Money.
+        out, _ = self.run_ok(1, 'check', '--registry', SRV.url, '--subject', 'bill-value',
+                             '--level', 'FULL', *ref, self.order2)
+        self.assertIn('against version 1:', out)
+        self.run_ok(0, 'check', '--registry', SRV.url, '--subject', 'bill-value',
+                    '--level', 'FORWARD', *ref, self.order2)
+        # Without the reference the candidate cannot be parsed.
+        _, err = self.run_ok(2, 'check', '--registry', SRV.url, '--subject', 'bill-value',
+                             '--level', 'FULL', self.order2)
+        self.assertIn('pay.Money', err)
+
+
 # ---- a stub registry, to see the requests themselves ------------------------------------
 
 class Stub:

@@ -22,12 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "api/api.h"
 
-#define RECORD_A "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"
+#define RECORD_A                                                                                   \
+    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"
 #define RECORD_AB                                                                                  \
     "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"           \
     "{\"name\":\"b\",\"type\":\"string\"}]}"
@@ -61,8 +64,12 @@ static void resp_release(struct resp *r)
 }
 
 /* One request; the answer's JSON (when it parses) in r->json. */
-static long http(struct fixture *f, const char *method, const char *path, const char *ctype,
-                 const char *body, struct resp *r)
+static long http(struct fixture *f,
+                 const char *method,
+                 const char *path,
+                 const char *ctype,
+                 const char *body,
+                 struct resp *r)
 {
     char url[2048];
     struct curl_slist *hdrs = NULL;
@@ -359,9 +366,8 @@ static void test_bad_bodies_are_4xx_and_store_nothing(void **state)
                           &r),
                      200);
     resp_release(&r);
-    assert_int_equal(http(f, "POST", "/subjects/a%00b/versions", NULL,
-                          "{\"schema\":\"\\\"int\\\"\"}", &r),
-                     400);
+    assert_int_equal(
+        http(f, "POST", "/subjects/a%00b/versions", NULL, "{\"schema\":\"\\\"int\\\"\"}", &r), 400);
     resp_release(&r);
     assert_int_equal(http(f, "GET", "/subjects?deleted=maybe", NULL, NULL, &r), 400);
     resp_release(&r);
@@ -383,14 +389,14 @@ static void test_incompatible_registration_is_409_with_details(void **state)
     assert_non_null(strstr(msg, "Schema being registered is incompatible with an earlier schema "
                                 "for subject \"inc\", details: ["));
     resp_release(&r);
-    assert_int_equal(post_schema(f, "/compatibility/subjects/inc/versions/latest?verbose=true",
-                                 RECORD_AB, &r),
-                     200);
+    assert_int_equal(
+        post_schema(f, "/compatibility/subjects/inc/versions/latest?verbose=true", RECORD_AB, &r),
+        200);
     assert_true(json_is_false(json_object_get(r.json, "is_compatible")));
     assert_true(json_array_size(json_object_get(r.json, "messages")) > 0);
     resp_release(&r);
-    assert_int_equal(
-        post_schema(f, "/compatibility/subjects/inc/versions/latest", RECORD_A, &r), 200);
+    assert_int_equal(post_schema(f, "/compatibility/subjects/inc/versions/latest", RECORD_A, &r),
+                     200);
     assert_string_equal(r.body.data, "{\"is_compatible\":true}");
     resp_release(&r);
 }
@@ -485,6 +491,57 @@ static void test_slow_client_is_cut_while_others_are_served(void **state)
     resp_release(&r);
 }
 
+struct reader {
+    struct fixture *f;
+    int id;
+    int ok;
+    char first[512];
+};
+
+/* Many GETs of one id from one thread, with its own connection. */
+static void *read_by_id(void *arg)
+{
+    struct reader *rd = arg;
+    struct fixture mine = *rd->f;
+    char path[64];
+    mine.curl = curl_easy_init();
+    snprintf(path, sizeof path, "/schemas/ids/%d", rd->id);
+    for (int i = 0; i < 50; i++) {
+        struct resp r;
+        if (http(&mine, "GET", path, NULL, NULL, &r) == 200) {
+            if (!rd->first[0])
+                snprintf(rd->first, sizeof rd->first, "%s", r.body.data);
+            if (!strcmp(rd->first, r.body.data))
+                rd->ok++;
+        }
+        resp_release(&r);
+    }
+    curl_easy_cleanup(mine.curl);
+    return NULL;
+}
+
+static void test_concurrent_first_reads_share_one_cached_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct resp r;
+    assert_int_equal(post_schema(f, "/subjects/conc/versions", RECORD_A, &r), 200);
+    int id = (int)json_integer_value(json_object_get(r.json, "id"));
+    resp_release(&r);
+    struct reader rd[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        memset(&rd[i], 0, sizeof rd[i]);
+        rd[i].f = f;
+        rd[i].id = id;
+        assert_int_equal(pthread_create(&th[i], NULL, read_by_id, &rd[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(rd[i].ok, 50);
+        assert_string_equal(rd[i].first, rd[0].first);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -494,16 +551,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register_and_get_by_id_twice_gives_same_cached_body,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_or_unknown_schema_id_is_40403, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_encoded_slash_is_part_of_the_subject, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_encoded_slash_is_part_of_the_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plus_in_query_is_a_space, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_versions_are_42202, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path_is_404_and_wrong_method_405, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_content_types_415_and_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_over_the_cap_is_413, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_bodies_are_4xx_and_store_nothing, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_bodies_are_4xx_and_store_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incompatible_registration_is_409_with_details, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_and_mode_round_trip, setup, teardown),
@@ -511,6 +566,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_reuses_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_is_cut_while_others_are_served, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_reads_share_one_cached_answer, setup,
                                         teardown),
     };
     int rc = cmocka_run_group_tests_name("api.server", tests, NULL, NULL);

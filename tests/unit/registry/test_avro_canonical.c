@@ -388,6 +388,24 @@ static void test_fingerprint_ignores_doc_and_defaults(void **state)
     cairn_schema_unref(b);
 }
 
+static void test_canonical_reads_textual_float_default_as_number(void **state)
+{
+    (void)state;
+    assert_canonical("{'type':'record','name':'R','fields':[{'name':'d','type':'double','default':"
+                     "'1.5'},{'name':'n','type':'float','default':'NaN'}]}",
+                     "{'type':'record','name':'R','fields':[{'name':'d','type':'double','default':"
+                     "1.5},{'name':'n','type':'float','default':'NaN'}]}");
+}
+
+static void test_canonical_writes_order_in_lower_case(void **state)
+{
+    (void)state;
+    assert_canonical("{'type':'record','name':'R','fields':[{'name':'a','type':'int','order':"
+                     "'DESCENDING'}]}",
+                     "{'type':'record','name':'R','fields':[{'name':'a','type':'int','order':"
+                     "'descending'}]}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +425,8 @@ int main(void)
         cmocka_unit_test(test_canonical_escapes_like_jackson),
         cmocka_unit_test(test_canonical_numbers_keep_their_kind),
         cmocka_unit_test(test_canonical_is_a_fixed_point),
+        cmocka_unit_test(test_canonical_reads_textual_float_default_as_number),
+        cmocka_unit_test(test_canonical_writes_order_in_lower_case),
         cmocka_unit_test(test_normalized_equal_when_only_property_order_differs),
         cmocka_unit_test(test_canonical_does_not_inline_references),
         cmocka_unit_test(test_pcf_matches_spec_vectors),

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "avro/avro.h"
 
 typedef struct row {
     const char *name;
@@ -345,9 +346,79 @@ static void test_compat_accepts_null_reasons(void **state)
     cairn_schema_unref(w);
 }
 
+/* The resolution helpers the SDK uses pick the branch and field Avro Java would. */
+static void test_resolution_helpers_pick_java_branch_and_field(void **state)
+{
+    (void)state;
+    cairn_schema_t *u = parse_or_fail(
+        "['null','double','long'," RECN("A", "") ",{'type':'record',"
+                                                 "'name':'B','aliases':['Old'],'fields':[]}]");
+    cairn_schema_t *w_int = parse_or_fail("'int'");
+    cairn_schema_t *w_long = parse_or_fail("'long'");
+    cairn_schema_t *w_old = parse_or_fail("{'type':'record','name':'x.Old','fields':[]}");
+    cairn_schema_t *w_str = parse_or_fail("'string'");
+    const cairn_avro_node_t *un = cairn__avro_model_root(u->model);
+    /* The exact type wins over a promotion, else the first promotion. */
+    assert_int_equal(cairn__avro_union_branch(un, cairn__avro_model_root(w_long->model)), 2);
+    assert_int_equal(cairn__avro_union_branch(un, cairn__avro_model_root(w_int->model)), 1);
+    assert_int_equal(cairn__avro_union_branch(un, cairn__avro_model_root(w_old->model)), 4);
+    assert_int_equal(cairn__avro_union_branch(un, cairn__avro_model_root(w_str->model)), -1);
+
+    cairn_schema_t *r = parse_or_fail(REC("{'name':'n','type':'int','aliases':['m','k']}"));
+    cairn_schema_t *w = parse_or_fail(REC(F("k", "'int'") "," F("m", "'int'")));
+    const cairn_avro_node_t *rn = cairn__avro_model_root(r->model);
+    assert_int_equal(cairn__avro_writer_field(&rn->fields[0], cairn__avro_model_root(w->model)), 1);
+    assert_true(cairn__avro_promotes(CAIRN_AVRO_DOUBLE, CAIRN_AVRO_INT));
+    assert_false(cairn__avro_promotes(CAIRN_AVRO_INT, CAIRN_AVRO_DOUBLE));
+    cairn_schema_unref(u);
+    cairn_schema_unref(w_int);
+    cairn_schema_unref(w_long);
+    cairn_schema_unref(w_old);
+    cairn_schema_unref(w_str);
+    cairn_schema_unref(r);
+    cairn_schema_unref(w);
+}
+
+/* A chain of distinct named records deeper than the checker follows ends with a reason. */
+static void test_compat_deep_named_chain_is_bounded(void **state)
+{
+    (void)state;
+    enum { N = 1200 };
+    size_t cap = (size_t)N * 96 + 64;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    /* R0 has fields t1..tN defining T1..TN, each Ti with a field of type T(i-1). */
+    size_t len = (size_t)snprintf(text, cap, "{\"type\":\"record\",\"name\":\"T0\",\"fields\":[");
+    for (int i = 1; i <= N; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "%s{\"name\":\"f%d\",\"type\":{\"type\":\"record\",\"name\":"
+                                "\"T%d\",\"fields\":[{\"name\":\"p\",\"type\":\"T%d\"}]}}",
+                                i > 1 ? "," : "", i, i, i - 1);
+    snprintf(text + len, cap - len, "]}");
+    cairn_schema_t *s = NULL;
+    cairn_error_t err = {0};
+    assert_int_equal(cairn_schema_parse(NULL, text, strlen(text), NULL, 0, &s, &err), CAIRN_OK);
+    cairn_strlist_t reasons;
+    cairn_strlist_init(&reasons);
+    const cairn_avro_model_t *m = s->model;
+    const cairn_avro_node_t *top = cairn__avro_model_lookup(m, "T1200");
+    assert_non_null(top);
+    assert_int_equal(cairn__avro_can_read(top, top, &reasons), CAIRN_E_INCOMPATIBLE);
+    assert_true(reasons.n >= 1);
+    assert_non_null(strstr(reasons.items[0], "nest too deeply"));
+    /* A shallower one is checked fully. */
+    cairn_strlist_release(&reasons);
+    assert_int_equal(cairn__avro_can_read(cairn__avro_model_lookup(m, "T300"),
+                                          cairn__avro_model_lookup(m, "T300"), &reasons),
+                     CAIRN_OK);
+    cairn_strlist_release(&reasons);
+    cairn_schema_unref(s);
+    free(text);
+}
+
 int main(void)
 {
-    struct CMUnitTest *tests = calloc(NROWS + 2, sizeof *tests);
+    struct CMUnitTest *tests = calloc(NROWS + 4, sizeof *tests);
     size_t n = 0;
     assert_non_null(tests);
     for (size_t i = 0; i < NROWS; i++) {
@@ -357,6 +428,9 @@ int main(void)
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_compat_reasons_have_confluent_shape);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_compat_accepts_null_reasons);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test(test_resolution_helpers_pick_java_branch_and_field);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_compat_deep_named_chain_is_bounded);
     int failed = _cmocka_run_group_tests("registry.avro_compat", tests, n, NULL, NULL);
     free(tests);
     return failed;

@@ -212,6 +212,14 @@ static void run_row(void **state)
                      err.where);
         assert_non_null(s);
         assert_non_null(s->canonical);
+        /* Every valid schema reads its own data, and its canonical form parses to itself. */
+        assert_int_equal(s->format->can_read(s, s, NULL), CAIRN_OK);
+        cairn_schema_t *again = NULL;
+        assert_int_equal(
+            cairn_schema_parse("AVRO", s->canonical, s->canonical_len, NULL, 0, &again, &err),
+            CAIRN_OK);
+        assert_string_equal(again->canonical, s->canonical);
+        cairn_schema_unref(again);
         cairn_schema_unref(s);
         return;
     }
@@ -476,6 +484,45 @@ static void test_parse_survives_every_allocation_failure(void **state)
     free(text);
 }
 
+/* Truncated and mutated texts are refused or accepted, never crash or leak (run under ASan). */
+static void test_parse_survives_truncated_and_mutated_text(void **state)
+{
+    (void)state;
+    char *text = dq("{'type':'record','name':'R','namespace':'n','fields':[{'name':'a','type':"
+                    "{'type':'enum','name':'E','symbols':['A','B'],'default':'A'},'default':'B'},"
+                    "{'name':'b','type':['null',{'type':'array','items':'R'}],'default':null},"
+                    "{'name':'c','type':{'type':'fixed','name':'F','size':4,'logicalType':"
+                    "'decimal','precision':4}},{'name':'d','type':{'type':'map','values':'E'}}]}");
+    size_t len = strlen(text);
+    static const char subst[] = {'"', '{', '}', '[', ']', ',', ':', '1', 'x', '.'};
+    size_t accepted = 0, refused = 0;
+    for (size_t cut = 0; cut <= len; cut++) {
+        cairn_schema_t *s = NULL;
+        cairn_rc_t rc = cairn_schema_parse(NULL, text, cut, NULL, 0, &s, NULL);
+        assert_true(rc == CAIRN_OK || rc == CAIRN_E_INVALID_SCHEMA);
+        cairn_schema_unref(s);
+    }
+    for (size_t i = 0; i < len; i++) {
+        char saved = text[i];
+        for (size_t k = 0; k < sizeof subst; k++) {
+            cairn_schema_t *s = NULL;
+            text[i] = subst[k];
+            cairn_rc_t rc = cairn_schema_parse(NULL, text, len, NULL, 0, &s, NULL);
+            assert_true(rc == CAIRN_OK || rc == CAIRN_E_INVALID_SCHEMA);
+            if (rc == CAIRN_OK) {
+                accepted++;
+                assert_int_equal(s->format->can_read(s, s, NULL), CAIRN_OK);
+            } else {
+                refused++;
+            }
+            cairn_schema_unref(s);
+        }
+        text[i] = saved;
+    }
+    assert_true(accepted > 0 && refused > 0);
+    free(text);
+}
+
 int main(void)
 {
     static const struct CMUnitTest extra[] = {
@@ -488,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_parse_text_need_not_be_nul_terminated),
         cmocka_unit_test(test_parse_rejects_nul_inside_names),
         cmocka_unit_test(test_parse_survives_every_allocation_failure),
+        cmocka_unit_test(test_parse_survives_truncated_and_mutated_text),
     };
     size_t nextra = sizeof extra / sizeof extra[0];
     struct CMUnitTest *tests = calloc(NROWS + nextra, sizeof *tests);
