@@ -51,5 +51,14 @@ done
 node "$node_dir/kafkajs_test.js" "http://127.0.0.1:$port"
 rc=$?
 kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "the server died during the test"; }
+# Stop it ourselves: a clean exit 0 on SIGTERM (no crash, no sanitizer report).
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=""
+if [ $status -ne 0 ] || grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+    tail -n 30 "$log" >&2
+    fail "the server exited with status $status on SIGTERM or printed a sanitizer report"
+fi
 [ $rc -eq 0 ] || { tail -n 20 "$log" >&2; echo "summary: test_node_kafkajs.sh -> FAIL"; exit 1; }
 echo "summary: test_node_kafkajs.sh -> OK"

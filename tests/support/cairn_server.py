@@ -27,6 +27,8 @@ import threading
 import time
 
 CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json'
+SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
+                   'ThreadSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer')
 LISTEN_RE = re.compile(r'msg="registry listening" listen="([^"]+):(\d+)"')
 
 
@@ -59,6 +61,9 @@ class CairnServer:
         self.host = None
         self.url = None
         self.output = []  # every line the server printed (stdout and stderr)
+        self.problems = []  # crashes, unclean exits, sanitizer reports
+        self._scanned = 0
+        self._killed = False
         self._reader = None
         if start:
             self.start()
@@ -75,6 +80,7 @@ class CairnServer:
             raise RuntimeError('cairn server already running (pid %d)' % self.proc.pid)
         argv = [cairn_bin(), 'registry', 'serve', '--listen', '127.0.0.1:0',
                 '--data', self.data_dir] + self.extra_args
+        self._killed = False
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         found = threading.Event()
@@ -110,7 +116,11 @@ class CairnServer:
             self._reader.join(5)
 
     def stop(self, timeout=10.0):
-        """SIGTERM, wait up to @timeout seconds, then SIGKILL. Returns the exit status."""
+        """SIGTERM, wait up to @timeout seconds, then SIGKILL. Returns the exit status.
+
+        A server that does not exit 0 on SIGTERM (crash on shutdown, leak
+        report under ASan) is recorded in self.problems.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -120,32 +130,59 @@ class CairnServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+                self.problems.append('did not exit within %.0fs of SIGTERM' % timeout)
+            else:
+                if self.proc.returncode != 0:
+                    self.problems.append('exited with status %d on SIGTERM'
+                                         % self.proc.returncode)
+        elif self.proc.returncode != 0 and not self._killed:
+            self.problems.append('died on its own with status %d' % self.proc.returncode)
         if self._reader:
             self._reader.join(5)
+        self._scan_output()
         return self.proc.returncode
+
+    def _scan_output(self):
+        for line in self.output[self._scanned:]:
+            if any(m in line for m in SANITIZER_MARKS):
+                self.problems.append(line.strip())
+        self._scanned = len(self.output)
 
     def kill9(self):
         """SIGKILL now (a crash) and reap the process. The data dir stays."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            self._killed = True
+        elif self.proc is not None and self.proc.returncode != 0 and not self._killed:
+            self.problems.append('died on its own with status %d' % self.proc.returncode)
         if self._reader:
             self._reader.join(5)
+        self._scan_output()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def cleanup(self):
-        """Stops the server and removes the data dir when this object made it."""
+    def cleanup(self, check=True):
+        """Stops the server and removes the data dir when this object made it.
+
+        With @check, raises RuntimeError naming what went wrong if the server
+        crashed, did not stop cleanly, or printed a sanitizer report.
+        """
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        if check and self.problems:
+            raise RuntimeError('cairn server (pid %s) misbehaved: %s\nlast output:\n%s'
+                               % (self.pid, '; '.join(self.problems[:10]),
+                                  '\n'.join(self.output[-30:])))
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.cleanup()
+    def __exit__(self, exc_type, exc, tb):
+        # Do not hide the test's own exception behind a cleanup complaint.
+        self.cleanup(check=exc_type is None)
         return False
 
     # ---- HTTP --------------------------------------------------------------
