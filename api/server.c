@@ -327,6 +327,14 @@ static cairn_rc_t resolve(const char *host,
                           cairn_error_t *err)
 {
     struct addrinfo hints = {0}, *res = NULL;
+    char bare[256];
+    size_t n = strlen(host);
+    /* "[::1]" as written in URLs and --listen */
+    if (n > 2 && n < sizeof bare && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(bare, host + 1, n - 2);
+        bare[n - 2] = '\0';
+        host = bare;
+    }
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
@@ -386,10 +394,9 @@ cairn_rc_t cairn_api_start(cairn_registry_t *reg,
         flags, port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_END);
+        (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!api->daemon) {
         rc = cairn__error_set(err, CAIRN_E_IO, 0, host, "cannot listen on %s:%u", host,
                               (unsigned)port);

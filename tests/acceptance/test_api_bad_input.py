@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.environ.get('CAIRN_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'tests', 'support'))
-from cairn_server import ApiAssertions, CairnServer, record, run_tests  # noqa: E402
+from cairn_server import ApiAssertions, CairnServer, quote, record, run_tests  # noqa: E402
 
 SRV = None
 GOOD = record('Good', ('a', 'string'))
@@ -83,6 +83,15 @@ class BadBodies(Base):
             'enum duplicate symbol': {'type': 'enum', 'name': 'E', 'symbols': ['A', 'A']},
             'union nested union': ['null', ['int', 'string']],
             'bad name': record('1Bad', ('a', 'int')),
+            'union default not first branch': record('R', ('f', ['null', 'int'], 5)),
+            'union null default, null not first': record('R', ('f', ['int', 'null'], None)),
+            'enum default not a symbol': {'type': 'enum', 'name': 'E', 'symbols': ['A'],
+                                          'default': 'Z'},
+            'name defined twice': record('R', ('a', {'type': 'fixed', 'name': 'F', 'size': 2}),
+                                         ('b', {'type': 'fixed', 'name': 'F', 'size': 3})),
+            'unknown named type': record('R', ('a', 'com.acme.Nowhere')),
+            'fixed without size': {'type': 'fixed', 'name': 'Fx'},
+            'array without items': {'type': 'array'},
         }
         for n, (what, schema) in enumerate(cases.items()):
             subject = 'bad-avro-%d' % n
@@ -94,6 +103,23 @@ class BadBodies(Base):
                  http_status=422, code=42201)
         self.assert_nothing_stored('bad-avro-text')
 
+    def test_deep_nesting_is_refused_or_accepted_never_a_crash(self):
+        for depth in (100, 1000, 3000, 40000):  # 40000 levels: ~1.3 MB, under the 2 MiB cap
+            text = '{"type":"array","items":' * depth + '"int"' + '}' * depth
+            with self.subTest(depth=depth):
+                st, _, resp = self.call('POST', '/subjects/bad-deep-%d/versions' % depth,
+                                        {'schema': text})
+                self.assertTrue(st == 200 or 400 <= st < 500, (st, resp))
+                if st != 200:
+                    self.assertIn(resp.get('error_code'), (400, 413, 42201), resp)
+            self.assertTrue(SRV.alive(), 'server died on a schema nested %d deep' % depth)
+        # deep JSON (not a schema) in the request body itself
+        body = '{"schema": "\\"int\\"", "x": ' + '[' * 100000 + ']' * 100000 + '}'
+        st, _, _ = self.call('POST', '/subjects/bad-deep-body/versions', body.encode())
+        self.assertTrue(st == 200 or 400 <= st < 500, st)
+        self.assertTrue(SRV.alive(), 'server died on a deeply nested request body')
+        self.assertEqual(self.ok('GET', '/'), {})
+
     def test_unsupported_schema_type_42201(self):
         self.err('POST', '/subjects/bad-stype/versions',
                  {'schema': json.dumps(GOOD), 'schemaType': 'XML'}, http_status=422, code=42201)
@@ -103,6 +129,28 @@ class BadBodies(Base):
         self.register('bad-lookup', GOOD)
         self.err('POST', '/subjects/bad-lookup', {'schema': '{"type":"nonsense"}'},
                  http_status=422, code=42201)
+
+
+class BadQueries(Base):
+    def test_bad_boolean_and_integer_query_values_400(self):
+        for q in ('deleted=maybe', 'deleted=1x', 'offset=-1', 'offset=x', 'limit=abc',
+                  'limit=-2', 'offset=99999999999'):
+            with self.subTest(query=q):
+                self.err('GET', '/subjects?' + q, http_status=400, code=400)
+        self.err('POST', '/subjects/bq/versions?normalize=perhaps',
+                 {'schema': json.dumps(GOOD)}, http_status=400, code=400)
+        self.assert_nothing_stored('bq')
+
+    def test_booleans_are_case_insensitive(self):
+        self.register('bq-case', record('BqCase', ('q', 'int')))
+        self.ok('DELETE', '/subjects/bq-case')
+        self.assertIn('bq-case', self.subjects('?deleted=TRUE'))
+        self.assertNotIn('bq-case', self.subjects('?deleted=False'))
+
+    def test_query_values_are_percent_decoded(self):
+        self.register('bq/x y', record('BqDecode', ('q', 'int')))
+        self.assertEqual(self.subjects('?subjectPrefix=bq%2Fx%20'), ['bq/x y'])
+        self.assertEqual(self.subjects('?subjectPrefix=bq%2Fx+'), ['bq/x y'])
 
 
 class BadPaths(Base):
@@ -145,6 +193,22 @@ class BadPaths(Base):
         i = self.register('sp ace-\u00e9', GOOD)
         self.assertIn('sp ace-\u00e9', self.subjects())
         self.assertEqual(self.ok('GET', '/subjects/sp%20ace-%C3%A9/versions/1')['id'], i)
+
+    def test_quotes_and_backslashes_in_subject_are_escaped_everywhere(self):
+        s = 'we"ird\\sub\u00e9 \u2603'
+        q = quote(s)
+        i = self.register(s, record('Weird', ('w', 'int')))
+        self.assertIn(s, self.subjects())
+        self.assertEqual(self.ok('GET', '/subjects/%s/versions/1' % q)['subject'], s)
+        self.assertEqual(self.ok('GET', '/schemas/ids/%d/subjects' % i), [s])
+        self.assertEqual(self.ok('GET', '/schemas/ids/%d/versions' % i),
+                         [{'subject': s, 'version': 1}])
+        # error bodies naming the subject stay valid JSON (err() parses them)
+        self.err('POST', '/subjects/%s/versions' % q,
+                 {'schema': json.dumps(record('Weird', ('w', 'string')))}, http_status=409,
+                 code=409)
+        self.err('GET', '/subjects/%s/versions/9' % q, http_status=404, code=40402)
+        self.err('GET', '/subjects/%s-nope/versions' % q, http_status=404, code=40401)
 
     def test_bad_subjects_4xx_nothing_stored(self):
         before = self.subjects('?deleted=true')
@@ -310,6 +374,26 @@ class Connections(ApiAssertions, unittest.TestCase):
             self.assertTrue(srv.alive())
             self.assertEqual(self.ok('GET', '/'), {})
 
+    def test_binary_garbage_connection_cut_after_timeout(self):
+        # NUL bytes in the request line: libmicrohttpd neither answers nor
+        # closes at once, so the connection timeout must be what ends it.
+        with CairnServer(extra_args=('--timeout', '2')) as srv:
+            self.srv = srv
+            s = socket.create_connection((srv.host, srv.port), timeout=15)
+            try:
+                s.sendall(b'\x00\x01\x02 garbage \r\n\r\n')
+                t0 = time.time()
+                try:
+                    s.recv(4096)
+                except ConnectionResetError:
+                    pass
+                except socket.timeout:
+                    self.fail('binary garbage connection still open after 15s')
+                self.assertLess(time.time() - t0, 8.0)
+            finally:
+                s.close()
+            self.assertEqual(self.ok('GET', '/'), {})
+
     def test_idle_keepalive_connection_cut_after_timeout(self):
         with CairnServer(extra_args=('--timeout', '2')) as srv:
             self.srv = srv
@@ -327,48 +411,59 @@ class Connections(ApiAssertions, unittest.TestCase):
             self.assertEqual(self.ok('GET', '/'), {})
 
     def test_half_closed_and_reset_connections_do_not_crash(self):
-        srv = SRV
-        self.srv = srv
+        with CairnServer(extra_args=('--timeout', '2')) as srv:
+            self.srv = srv
+            self.half_closed_and_reset(srv)
+
+    def finish(self, s, what):
+        """Reads until the server closes; fails if it keeps the socket past its timeout."""
+        t0 = time.time()
+        data = b''
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            self.fail('%s: connection still open %.0fs later (--timeout 2)'
+                      % (what, time.time() - t0))
+        finally:
+            s.close()
+        return data
+
+    def half_closed_and_reset(self, srv):
         # 1. half a request, then shutdown(SHUT_WR)
-        s = socket.create_connection((srv.host, srv.port), timeout=10)
+        s = socket.create_connection((srv.host, srv.port), timeout=8)
         s.sendall(b'POST /subjects/half/versions HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n'
                   b'\r\n{"sch')
         s.shutdown(socket.SHUT_WR)
-        try:
-            s.recv(4096)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        s.close()
+        self.finish(s, 'half a body then SHUT_WR')
         # 2. a complete request, then SHUT_WR before reading the answer
-        s = socket.create_connection((srv.host, srv.port), timeout=10)
+        s = socket.create_connection((srv.host, srv.port), timeout=8)
         s.sendall(b'GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n')
         s.shutdown(socket.SHUT_WR)
-        try:
-            s.recv(4096)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        s.close()
+        data = self.finish(s, 'full request then SHUT_WR')
+        self.assertTrue(data == b'' or data.startswith(b'HTTP/1.1 200'), data[:100])
         # 3. headers only, then an RST
-        s = socket.create_connection((srv.host, srv.port), timeout=10)
+        s = socket.create_connection((srv.host, srv.port), timeout=8)
         s.sendall(b'POST /subjects/reset/versions HTTP/1.1\r\nHost: x\r\nContent-Length: 80\r\n'
                   b'\r\n')
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
         s.close()
-        # 4. garbage instead of HTTP
-        s = socket.create_connection((srv.host, srv.port), timeout=10)
-        s.sendall(b'\x00\x01\x02 garbage \r\n\r\n')
-        try:
-            s.recv(4096)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        s.close()
+        # 4. garbage instead of HTTP: answered 400 (or closed) at once
+        s = socket.create_connection((srv.host, srv.port), timeout=8)
+        s.sendall(b'GARBAGE x\r\n\r\n')
+        data = self.finish(s, 'garbage request line')
+        self.assertTrue(data == b'' or data.startswith(b'HTTP/1.1 400'), data[:100])
         time.sleep(0.2)
         self.assertTrue(srv.alive(), 'server died:\n' + '\n'.join(srv.output[-20:]))
         self.assertEqual(self.ok('GET', '/'), {})
         listed = self.subjects('?deleted=true')
         self.assertNotIn('half', listed)
         self.assertNotIn('reset', listed)
-
 
 if __name__ == '__main__':
     run_tests()

@@ -175,5 +175,139 @@ class Compatibility(ApiAssertions, unittest.TestCase):
         self.assertTrue(self.check(s, ADD_CAND)['is_compatible'])
 
 
+# (name, old, new, BACKWARD verdict (new reads old), FORWARD verdict (old reads new))
+AVRO_RULES = [
+    ('int to long', record('E', ('f', 'int')), record('E', ('f', 'long')), True, False),
+    ('int to double', record('E', ('f', 'int')), record('E', ('f', 'double')), True, False),
+    ('float to double', record('E', ('f', 'float')), record('E', ('f', 'double')), True, False),
+    ('string to bytes', record('E', ('f', 'string')), record('E', ('f', 'bytes')), True, True),
+    ('long to int', record('E', ('f', 'long')), record('E', ('f', 'int')), False, True),
+    ('enum add symbol', {'type': 'enum', 'name': 'En', 'symbols': ['A', 'B']},
+     {'type': 'enum', 'name': 'En', 'symbols': ['A', 'B', 'C']}, True, False),
+    ('union add branch', record('E', ('f', ['null', 'int'])),
+     record('E', ('f', ['null', 'int', 'string'])), True, False),
+    ('type to union containing it', record('E', ('f', 'int')),
+     record('E', ('f', ['null', 'int'])), True, False),
+    ('array items int to long', record('E', ('f', {'type': 'array', 'items': 'int'})),
+     record('E', ('f', {'type': 'array', 'items': 'long'})), True, False),
+    ('map values string to int', record('E', ('f', {'type': 'map', 'values': 'string'})),
+     record('E', ('f', {'type': 'map', 'values': 'int'})), False, False),
+    ('record renamed', record('E', ('f', 'int')), record('F', ('f', 'int')), False, False),
+    ('record renamed with alias', record('E', ('f', 'int')),
+     dict(record('F', ('f', 'int')), aliases=['E']), True, False),
+    ('field renamed with alias', record('E', ('f', 'int')),
+     {'type': 'record', 'name': 'E',
+      'fields': [{'name': 'g', 'type': 'int', 'aliases': ['f']}]}, True, False),
+    ('fixed size change', {'type': 'fixed', 'name': 'Fx', 'size': 4},
+     {'type': 'fixed', 'name': 'Fx', 'size': 8}, False, False),
+    ('add optional field', record('E', ('f', 'int')),
+     record('E', ('f', 'int'), ('g', ['null', 'string'], None)), True, True),
+]
+
+
+class AvroRules(ApiAssertions, unittest.TestCase):
+    def setUp(self):
+        self.srv = SRV
+
+    def test_avro_resolution_rules(self):
+        for n, (name, old, new, backward, forward) in enumerate(AVRO_RULES):
+            for level, want in (('BACKWARD', backward), ('FORWARD', forward),
+                                ('FULL', backward and forward)):
+                subject = 'rule-%02d-%s' % (n, level.lower())
+                with self.subTest(rule=name, level=level):
+                    self.ok('PUT', '/config/' + subject, {'compatibility': level})
+                    self.register(subject, old)
+                    resp = self.ok('POST', '/compatibility/subjects/%s/versions/latest' % subject,
+                                   {'schema': json.dumps(new)})
+                    self.assertEqual(resp['is_compatible'], want, '%s under %s' % (name, level))
+
+
+class Recursive(ApiAssertions, unittest.TestCase):
+    """Recursive named types are valid Avro; checks on them must terminate."""
+
+    def setUp(self):
+        self.srv = SRV
+
+    def test_self_recursive_record_evolves(self):
+        node = {'type': 'record', 'name': 'Node',
+                'fields': [{'name': 'v', 'type': 'int'},
+                           {'name': 'next', 'type': ['null', 'Node'], 'default': None}]}
+        self.register('cmp-rec', node)
+        node2 = json.loads(json.dumps(node))
+        node2['fields'].append({'name': 'w', 'type': 'string', 'default': ''})
+        self.register('cmp-rec', node2)
+        node_bad = json.loads(json.dumps(node2))
+        node_bad['fields'][0]['type'] = 'string'
+        resp = self.ok('POST', '/compatibility/subjects/cmp-rec/versions?verbose=true',
+                       {'schema': json.dumps(node_bad)})
+        self.assertIs(resp['is_compatible'], False)
+        self.assertTrue(resp['messages'])
+        self.ok('PUT', '/config/cmp-rec', {'compatibility': 'FULL_TRANSITIVE'})
+        self.assertTrue(self.check_latest('cmp-rec', node2))
+
+    def check_latest(self, subject, schema):
+        return self.ok('POST', '/compatibility/subjects/%s/versions' % subject,
+                       {'schema': json.dumps(schema)})['is_compatible']
+
+    def test_mutually_recursive_records(self):
+        a = {'type': 'record', 'name': 'A', 'fields': [
+            {'name': 'b', 'type': ['null', {'type': 'record', 'name': 'B', 'fields': [
+                {'name': 'a', 'type': ['null', 'A'], 'default': None}]}], 'default': None}]}
+        self.register('cmp-mut', a)
+        a2 = json.loads(json.dumps(a))
+        a2['fields'][0]['type'][1]['fields'].append({'name': 'n', 'type': 'long', 'default': 0})
+        self.assertTrue(self.check_latest('cmp-mut', a2))
+        self.register('cmp-mut', a2)
+        self.assertEqual(self.versions('cmp-mut'), [1, 2])
+
+
+class RoundTrip(ApiAssertions, unittest.TestCase):
+    """What is registered comes back with its meaning intact."""
+
+    def setUp(self):
+        self.srv = SRV
+
+    def test_defaults_logical_types_and_unicode_survive(self):
+        schema = {
+            'type': 'record', 'name': 'Rich', 'namespace': 'com.acme.rich',
+            'fields': [
+                {'name': 'big', 'type': 'long', 'default': 9007199254740993},
+                {'name': 'neg', 'type': 'int', 'default': -2147483648},
+                {'name': 'dbl', 'type': 'double', 'default': 1.5e300},
+                {'name': 'txt', 'type': 'string', 'default': 'h\u00e9 \u2603 "q" \\ \n'},
+                {'name': 'raw', 'type': 'bytes', 'default': '\u00ff\u0000'},
+                {'name': 'dec', 'type': {'type': 'bytes', 'logicalType': 'decimal',
+                                         'precision': 10, 'scale': 2}},
+                {'name': 'day', 'type': {'type': 'int', 'logicalType': 'date'}},
+                {'name': 'ts', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'uid', 'type': {'type': 'string', 'logicalType': 'uuid'}},
+                {'name': 'sub', 'type': {'type': 'record', 'name': 'Sub',
+                                         'fields': [{'name': 'x', 'type': 'int'}]},
+                 'default': {'x': 1}},
+                {'name': 'arr', 'type': {'type': 'array', 'items': 'Sub'}, 'default': []},
+                {'name': 'opt', 'type': ['null', 'Sub'], 'default': None},
+                {'name': 'en', 'type': {'type': 'enum', 'name': 'Color',
+                                        'symbols': ['RED', 'GREEN'], 'default': 'RED'},
+                 'default': 'GREEN'},
+            ]}
+        i = self.register('rt-rich', schema)
+        for path in ('/subjects/rt-rich/versions/1', '/schemas/ids/%d' % i):
+            got = json.loads(self.ok('GET', path)['schema'])
+            fields = {f['name']: f for f in got['fields']}
+            self.assertEqual(list(fields), [f['name'] for f in schema['fields']])
+            for f in schema['fields']:
+                with self.subTest(path=path, field=f['name']):
+                    if 'default' in f:
+                        self.assertIn('default', fields[f['name']])
+                        self.assertEqual(fields[f['name']]['default'], f['default'])
+                    if isinstance(f['type'], dict) and 'logicalType' in f['type']:
+                        self.assertEqual(fields[f['name']]['type'].get('logicalType'),
+                                         f['type']['logicalType'])
+            self.assertEqual(fields['dec']['type'].get('precision'), 10)
+            self.assertEqual(fields['dec']['type'].get('scale'), 2)
+        # and the same text registered again is the same id
+        self.assertEqual(self.register('rt-rich-2', schema), i)
+
+
 if __name__ == '__main__':
     run_tests()

@@ -96,8 +96,20 @@ class Config(Base):
         self.register('cfg-glob', V_INT)
         self.assertEqual(self.versions('cfg-glob'), [1, 2])
 
+    def test_delete_subject_level_when_none_set(self):
+        # Confluent answers 40401 when the subject has no level of its own.
+        self.register('cfg-del-none', V1)
+        self.err('DELETE', '/config/cfg-del-none', http_status=404, code=40401)
+        self.assertEqual(self.ok('GET', '/config'), {'compatibilityLevel': 'BACKWARD'})
+
+    def test_level_names_are_case_insensitive_on_input(self):
+        self.assertEqual(self.ok('PUT', '/config/cfg-case', {'compatibility': 'full'}),
+                         {'compatibility': 'FULL'})
+        self.assertEqual(self.ok('GET', '/config/cfg-case'), {'compatibilityLevel': 'FULL'})
+
     def test_invalid_level_42203(self):
-        for body in ({'compatibility': 'SIDEWAYS'}, {'compatibility': ''}):
+        for body in ({'compatibility': 'SIDEWAYS'}, {'compatibility': ''}, {},
+                     {'compatibility': None}, {'compatibility': 3}):
             self.err('PUT', '/config', body, http_status=422, code=42203)
             self.err('PUT', '/config/cfg-bad', body, http_status=422, code=42203)
         self.assertEqual(self.ok('GET', '/config'), {'compatibilityLevel': 'BACKWARD'})

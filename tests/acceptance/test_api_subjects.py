@@ -365,6 +365,16 @@ class Deletes(ApiAssertions, unittest.TestCase):
         self.register('del-restart', record('DelRestart', ('q', 'double')))
         self.assertEqual(self.versions('del-restart'), [1])
 
+    def test_reregistering_soft_deleted_schema_is_new_version_same_id(self):
+        i1, i2 = self.two_versions('del-again', 'DelAgain')
+        self.ok('DELETE', '/subjects/del-again/versions/2')
+        again = self.register('del-again', rec_ab_default('DelAgain'))
+        self.assertEqual(again, i2)
+        self.assertEqual(self.versions('del-again'), [1, 3])
+        self.ok('DELETE', '/subjects/del-again')
+        self.assertEqual(self.register('del-again', rec_a('DelAgain')), i1)
+        self.assertEqual(self.versions('del-again'), [4])
+
     def test_soft_deleted_ids_still_readable(self):
         i1, _ = self.two_versions('del-ids', 'DelIds')
         self.ok('DELETE', '/subjects/del-ids')

@@ -8,7 +8,7 @@ registration whose answer it did not get (the server may or may not have
 made it durable) until it is acknowledged, exactly as a producer would; a
 retry of a stored schema must return the same id and add no version.
 
-After a final SIGKILL and restart:
+After a final SIGKILL, five more SIGKILLs during start-up, and a restart:
 - every acknowledged registration is there with the same id and version;
 - nothing is there that was never acknowledged (each schema was retried
   until acknowledged, so the stored set equals the acknowledged set);
@@ -27,11 +27,13 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.environ.get('CAIRN_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'tests', 'support'))
-from cairn_server import CairnServer, quote, record, run_tests  # noqa: E402
+from cairn_server import CairnServer, cairn_bin, quote, record, run_tests  # noqa: E402
+import subprocess  # noqa: E402
 
 THREADS = 4
 ROUNDS = 10
 VERSIONS_PER_SUBJECT = 10
+STARTUP_KILLS = 5
 
 
 def schema_for(tid, n):
@@ -51,6 +53,8 @@ class Shared:
         self.stop = False
         self.acked = []  # (tid, n, subject, schema dict, id)
         self.unexpected = []  # (status, body) answers other than 200
+        self.retries = 0  # requests without an answer (refused or cut), retried
+        self.cut = 0  # of which cut mid-request by a kill (not merely refused)
 
 
 def post(addr, path, body, timeout=5.0):
@@ -79,7 +83,11 @@ def client(shared, tid):
         try:
             status, raw = post(addr, '/subjects/%s/versions' % quote(subject),
                                {'schema': json.dumps(schema)})
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as e:
+            with shared.lock:
+                shared.retries += 1
+                if not isinstance(e, ConnectionRefusedError):
+                    shared.cut += 1
             time.sleep(0.005)  # killed mid-request: retry the same schema
             continue
         if status == 200:
@@ -123,8 +131,16 @@ class SigkillDuringRegistrations(unittest.TestCase):
             for t in threads:
                 t.join(30)
                 self.assertFalse(t.is_alive(), 'a client thread is stuck')
-            # final crash and restart, then verify
+            # final crash; then kills during start-up (log replay, torn-tail
+            # recovery) before the server even listens; then verify
             srv.kill9()
+            for _ in range(STARTUP_KILLS):
+                p = subprocess.Popen([cairn_bin(), 'registry', 'serve', '--listen', '127.0.0.1:0',
+                                      '--data', srv.data_dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                time.sleep(rnd.uniform(0.0, 0.03))
+                p.kill()
+                p.wait(10)
             srv.start()
             self.verify(srv, shared, kills)
         finally:
@@ -134,8 +150,10 @@ class SigkillDuringRegistrations(unittest.TestCase):
 
     def verify(self, srv, shared, kills):
         acked = shared.acked
-        print('acknowledged registrations: %d over %d kills (acks at kills: %s)'
-              % (len(acked), len(kills), kills))
+        print('acknowledged registrations: %d over %d kills (acks at kills: %s), %d retries, '
+              '%d requests cut mid-flight' % (len(acked), len(kills), kills, shared.retries,
+                                              shared.cut))
+        self.assertGreater(shared.cut, 0, 'no kill ever hit a request: the test tested nothing')
         self.assertGreater(len(acked), ROUNDS, 'too few registrations to mean anything')
         self.assertEqual(shared.unexpected, [], 'non-200 answers to valid registrations')
 
@@ -202,6 +220,11 @@ class SigkillDuringRegistrations(unittest.TestCase):
                     self.assertEqual(json.loads(by_id['schema']), schema)
                     stored += 1
             self.assertEqual(stored, len(acked), 'stored versions != acknowledged registrations')
+            # the whole listing in one (large) answer agrees
+            st, listing = get('/schemas?subjectPrefix=crash-&deleted=true')
+            self.assertEqual(st, 200)
+            self.assertEqual(sorted((x['subject'], x['version'], x['id']) for x in listing),
+                             sorted((s_, v_, sid) for (s_, v_), (_, sid) in ack_by_key.items()))
             print('verified: %d subjects, %d versions, %d distinct ids'
                   % (len(crash_subjects), stored, len(schema_of_id)))
         finally:

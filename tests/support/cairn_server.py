@@ -32,6 +32,20 @@ SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime e
 LISTEN_RE = re.compile(r'msg="registry listening" listen="([^"]+):(\d+)"')
 
 
+def _die_with_parent():
+    """preexec_fn: SIGKILL the server if the test process dies first (Linux).
+
+    A test killed by a timeout or a broken pipe then leaves no server behind.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def cairn_bin():
     """The path of the built `cairn`; a clear failure when it is not set up."""
     path = os.environ.get('CAIRN_BIN')
@@ -82,7 +96,8 @@ class CairnServer:
                 '--data', self.data_dir] + self.extra_args
         self._killed = False
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         found = threading.Event()
         proc = self.proc
 
