@@ -243,8 +243,8 @@ static int serve(int argc, char **argv)
 int cmd_registry(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fprintf(argc < 2 ? stderr : stdout,
-                "usage: cairn registry serve [options]\n\n%s", serve_usage);
+        fprintf(argc < 2 ? stderr : stdout, "usage: cairn registry serve [options]\n\n%s",
+                serve_usage);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "serve")) {

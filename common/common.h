@@ -31,11 +31,17 @@
  * recorded, and returns @p code so callers can `return cairn__error_set(...)`.
  * @p where may be NULL.
  */
-cairn_rc_t cairn__error_set(cairn_error_t *err, cairn_rc_t code, unsigned flags, const char *where,
-                            const char *fmt, ...) CAIRN_PRINTF(5, 6);
+cairn_rc_t cairn__error_set(
+    cairn_error_t *err, cairn_rc_t code, unsigned flags, const char *where, const char *fmt, ...)
+    CAIRN_PRINTF(5, 6);
 /** @brief Same, also recording the dependency's own code in `cause`. */
-cairn_rc_t cairn__error_setc(cairn_error_t *err, cairn_rc_t code, int cause, unsigned flags,
-                             const char *where, const char *fmt, ...) CAIRN_PRINTF(6, 7);
+cairn_rc_t cairn__error_setc(cairn_error_t *err,
+                             cairn_rc_t code,
+                             int cause,
+                             unsigned flags,
+                             const char *where,
+                             const char *fmt,
+                             ...) CAIRN_PRINTF(6, 7);
 /** @brief Records errno @p e as an I/O error about @p what (a path). */
 cairn_rc_t cairn__error_errno(cairn_error_t *err, int e, const char *what, const char *op);
 

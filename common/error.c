@@ -7,8 +7,13 @@
 #include "common.h"
 
 CAIRN_PRINTF(6, 0)
-static cairn_rc_t error_vset(cairn_error_t *err, cairn_rc_t code, int cause, unsigned flags,
-                             const char *where, const char *fmt, va_list ap)
+static cairn_rc_t error_vset(cairn_error_t *err,
+                             cairn_rc_t code,
+                             int cause,
+                             unsigned flags,
+                             const char *where,
+                             const char *fmt,
+                             va_list ap)
 {
     if (!err || err->code != CAIRN_OK)
         return code;
@@ -23,8 +28,8 @@ static cairn_rc_t error_vset(cairn_error_t *err, cairn_rc_t code, int cause, uns
     return code;
 }
 
-cairn_rc_t cairn__error_set(cairn_error_t *err, cairn_rc_t code, unsigned flags, const char *where,
-                            const char *fmt, ...)
+cairn_rc_t cairn__error_set(
+    cairn_error_t *err, cairn_rc_t code, unsigned flags, const char *where, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -33,8 +38,13 @@ cairn_rc_t cairn__error_set(cairn_error_t *err, cairn_rc_t code, unsigned flags,
     return code;
 }
 
-cairn_rc_t cairn__error_setc(cairn_error_t *err, cairn_rc_t code, int cause, unsigned flags,
-                             const char *where, const char *fmt, ...)
+cairn_rc_t cairn__error_setc(cairn_error_t *err,
+                             cairn_rc_t code,
+                             int cause,
+                             unsigned flags,
+                             const char *where,
+                             const char *fmt,
+                             ...)
 {
     va_list ap;
     va_start(ap, fmt);

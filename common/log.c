@@ -10,7 +10,7 @@
 static void stderr_hook(void *opaque, int level, const char *ctx, const char *msg)
 {
     (void)opaque;
-    static const char *const names[] = {"emerg", "alert", "crit", "err",
+    static const char *const names[] = {"emerg",   "alert",  "crit", "err",
                                         "warning", "notice", "info", "debug"};
     const char *name = level >= 0 && level <= 7 ? names[level] : "info";
     fprintf(stderr, "level=%s ctx=%s msg=\"%s\"\n", name, ctx, msg);

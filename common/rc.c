@@ -12,7 +12,8 @@ struct rc_row {
 };
 
 static const struct rc_row rc_rows[] = {
-#define ROW(name, value, http, code, exitc, text) {CAIRN_##name, "CAIRN_" #name, text, http, code, exitc},
+#define ROW(name, value, http, code, exitc, text)                                                  \
+    {CAIRN_##name, "CAIRN_" #name, text, http, code, exitc},
     CAIRN_RC_MAP(ROW)
 #undef ROW
 };

@@ -61,8 +61,12 @@ struct cairn_format {
      * @returns CAIRN_OK or CAIRN_E_INVALID_SCHEMA with err->text saying what
      *          is wrong and err->where the place ("/fields/2/default").
      */
-    cairn_rc_t (*parse)(const char *text, size_t len, const cairn_schema_ref_t *refs, size_t nrefs,
-                        cairn_schema_t **out, cairn_error_t *err);
+    cairn_rc_t (*parse)(const char *text,
+                        size_t len,
+                        const cairn_schema_ref_t *refs,
+                        size_t nrefs,
+                        cairn_schema_t **out,
+                        cairn_error_t *err);
     /**
      * @brief Can data written with @p writer be read with @p reader?
      * Appends one line per incompatibility to @p reasons (may be NULL), each
@@ -72,7 +76,8 @@ struct cairn_format {
      * @returns CAIRN_OK when compatible, CAIRN_E_INCOMPATIBLE when not,
      *          CAIRN_E_NOMEM.
      */
-    cairn_rc_t (*can_read)(const cairn_schema_t *reader, const cairn_schema_t *writer,
+    cairn_rc_t (*can_read)(const cairn_schema_t *reader,
+                           const cairn_schema_t *writer,
                            cairn_strlist_t *reasons);
     /** @brief Frees the model of a schema whose refcount reached 0. */
     void (*model_free)(void *model);
@@ -84,8 +89,12 @@ const cairn_format_t *cairn_format_find(const char *name);
 const char *const *cairn_format_names(void);
 
 /** @brief Parses with the format of @p format_name; CAIRN_E_INVALID_SCHEMA for an unknown one. */
-cairn_rc_t cairn_schema_parse(const char *format_name, const char *text, size_t len,
-                              const cairn_schema_ref_t *refs, size_t nrefs, cairn_schema_t **out,
+cairn_rc_t cairn_schema_parse(const char *format_name,
+                              const char *text,
+                              size_t len,
+                              const cairn_schema_ref_t *refs,
+                              size_t nrefs,
+                              cairn_schema_t **out,
                               cairn_error_t *err);
 /** @brief New reference. Accepts NULL. */
 cairn_schema_t *cairn_schema_ref(const cairn_schema_t *s);
@@ -124,8 +133,11 @@ cairn_rc_t cairn_compat_level_parse(const char *name, cairn_compat_level_t *out)
  * `{compatibility: 'LEVEL'}`, as Confluent 7.x's verbose answer has them.
  * @returns CAIRN_OK, CAIRN_E_INCOMPATIBLE or CAIRN_E_NOMEM.
  */
-cairn_rc_t cairn_compat_check(cairn_compat_level_t level, const cairn_schema_t *candidate,
-                              const cairn_schema_t *const *previous, const int *previous_versions,
-                              size_t nprevious, cairn_strlist_t *reasons);
+cairn_rc_t cairn_compat_check(cairn_compat_level_t level,
+                              const cairn_schema_t *candidate,
+                              const cairn_schema_t *const *previous,
+                              const int *previous_versions,
+                              size_t nprevious,
+                              cairn_strlist_t *reasons);
 
 #endif

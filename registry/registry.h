@@ -105,10 +105,10 @@ typedef struct cairn_reg_request {
 } cairn_reg_request_t;
 
 typedef struct cairn_registry_options {
-    const char *data_dir;        /* the log's directory */
-    size_t max_schema_bytes;     /* 0 = 1 MiB */
-    size_t model_cache_entries;  /* parsed schemas kept for checks; 0 = 4096 */
-    int no_sync;                 /* benchmarks of CPU cost only */
+    const char *data_dir;       /* the log's directory */
+    size_t max_schema_bytes;    /* 0 = 1 MiB */
+    size_t model_cache_entries; /* parsed schemas kept for checks; 0 = 4096 */
+    int no_sync;                /* benchmarks of CPU cost only */
 } cairn_registry_options_t;
 
 /**
@@ -116,20 +116,26 @@ typedef struct cairn_registry_options {
  * @returns CAIRN_OK; CAIRN_E_CONFLICT_LOCKED when another server holds it;
  *          CAIRN_E_CORRUPT, CAIRN_E_IO.
  */
-cairn_rc_t cairn_registry_open(const cairn_registry_options_t *opts, cairn_registry_t **out,
+cairn_rc_t cairn_registry_open(const cairn_registry_options_t *opts,
+                               cairn_registry_t **out,
                                cairn_error_t *err);
 void cairn_registry_close(cairn_registry_t *reg);
 
 /* ---- subjects and versions ------------------------------------------ */
 
 /** @brief Subjects with a live version (or per @p deleted), sorted, filtered by prefix. */
-cairn_rc_t cairn_registry_subjects(cairn_registry_t *reg, const char *prefix,
-                                   cairn_reg_deleted_t deleted, cairn_strlist_t *out,
+cairn_rc_t cairn_registry_subjects(cairn_registry_t *reg,
+                                   const char *prefix,
+                                   cairn_reg_deleted_t deleted,
+                                   cairn_strlist_t *out,
                                    cairn_error_t *err);
 
 /** @brief Version numbers of @p subject, ascending; CAIRN_E_NOT_FOUND_SUBJECT when none. */
-cairn_rc_t cairn_registry_versions(cairn_registry_t *reg, const char *subject,
-                                   cairn_reg_deleted_t deleted, int **versions, size_t *n,
+cairn_rc_t cairn_registry_versions(cairn_registry_t *reg,
+                                   const char *subject,
+                                   cairn_reg_deleted_t deleted,
+                                   int **versions,
+                                   size_t *n,
                                    cairn_error_t *err);
 
 /**
@@ -137,8 +143,11 @@ cairn_rc_t cairn_registry_versions(cairn_registry_t *reg, const char *subject,
  * @returns CAIRN_E_NOT_FOUND_SUBJECT, CAIRN_E_NOT_FOUND_VERSION (also for a
  *          soft-deleted version unless @p include_deleted).
  */
-cairn_rc_t cairn_registry_get_version(cairn_registry_t *reg, const char *subject, int version,
-                                      bool include_deleted, cairn_reg_version_t *out,
+cairn_rc_t cairn_registry_get_version(cairn_registry_t *reg,
+                                      const char *subject,
+                                      int version,
+                                      bool include_deleted,
+                                      cairn_reg_version_t *out,
                                       cairn_error_t *err);
 
 /**
@@ -152,17 +161,23 @@ cairn_rc_t cairn_registry_get_version(cairn_registry_t *reg, const char *subject
  *          gives an id already taken by another schema; CAIRN_E_IO* when
  *          the log could not make it durable (nothing acknowledged).
  */
-cairn_rc_t cairn_registry_register(cairn_registry_t *reg, const char *subject,
-                                   const cairn_reg_request_t *req, int *id,
-                                   cairn_strlist_t *reasons, cairn_error_t *err);
+cairn_rc_t cairn_registry_register(cairn_registry_t *reg,
+                                   const char *subject,
+                                   const cairn_reg_request_t *req,
+                                   int *id,
+                                   cairn_strlist_t *reasons,
+                                   cairn_error_t *err);
 
 /**
  * @brief Finds the version of @p subject whose schema equals the request's.
  * @returns CAIRN_E_NOT_FOUND_SUBJECT, CAIRN_E_NOT_FOUND_SCHEMA, CAIRN_E_INVALID_SCHEMA.
  */
-cairn_rc_t cairn_registry_lookup(cairn_registry_t *reg, const char *subject,
-                                 const cairn_reg_request_t *req, bool include_deleted,
-                                 cairn_reg_version_t *out, cairn_error_t *err);
+cairn_rc_t cairn_registry_lookup(cairn_registry_t *reg,
+                                 const char *subject,
+                                 const cairn_reg_request_t *req,
+                                 bool include_deleted,
+                                 cairn_reg_version_t *out,
+                                 cairn_error_t *err);
 
 /**
  * @brief Deletes every version of @p subject: soft, or hard when @p permanent
@@ -173,8 +188,11 @@ cairn_rc_t cairn_registry_lookup(cairn_registry_t *reg, const char *subject,
  *          CAIRN_E_NOT_FOUND_SUBJECT_NOT_SOFT_DELETED (hard delete first),
  *          CAIRN_E_CONFLICT_REFERENCE_EXISTS, CAIRN_E_INVALID_OPERATION (READONLY).
  */
-cairn_rc_t cairn_registry_delete_subject(cairn_registry_t *reg, const char *subject,
-                                         bool permanent, int **versions, size_t *n,
+cairn_rc_t cairn_registry_delete_subject(cairn_registry_t *reg,
+                                         const char *subject,
+                                         bool permanent,
+                                         int **versions,
+                                         size_t *n,
                                          cairn_error_t *err);
 
 /**
@@ -182,12 +200,20 @@ cairn_rc_t cairn_registry_delete_subject(cairn_registry_t *reg, const char *subj
  * @returns also CAIRN_E_NOT_FOUND_VERSION, CAIRN_E_NOT_FOUND_VERSION_SOFT_DELETED,
  *          CAIRN_E_NOT_FOUND_VERSION_NOT_SOFT_DELETED, CAIRN_E_CONFLICT_REFERENCE_EXISTS.
  */
-cairn_rc_t cairn_registry_delete_version(cairn_registry_t *reg, const char *subject, int version,
-                                         bool permanent, int *deleted_version, cairn_error_t *err);
+cairn_rc_t cairn_registry_delete_version(cairn_registry_t *reg,
+                                         const char *subject,
+                                         int version,
+                                         bool permanent,
+                                         int *deleted_version,
+                                         cairn_error_t *err);
 
 /** @brief Ids of the live schemas that reference @p subject / @p version, ascending. */
-cairn_rc_t cairn_registry_referenced_by(cairn_registry_t *reg, const char *subject, int version,
-                                        int **ids, size_t *n, cairn_error_t *err);
+cairn_rc_t cairn_registry_referenced_by(cairn_registry_t *reg,
+                                        const char *subject,
+                                        int version,
+                                        int **ids,
+                                        size_t *n,
+                                        cairn_error_t *err);
 
 /* ---- schemas by id --------------------------------------------------- */
 
@@ -197,24 +223,36 @@ cairn_rc_t cairn_registry_referenced_by(cairn_registry_t *reg, const char *subje
  * @param[out] out a new reference.
  * @returns CAIRN_E_NOT_FOUND_SCHEMA (also when every version using it was hard-deleted).
  */
-cairn_rc_t cairn_registry_schema_by_id(cairn_registry_t *reg, int id, const char *subject,
-                                       cairn_reg_schema_t **out, cairn_error_t *err);
+cairn_rc_t cairn_registry_schema_by_id(cairn_registry_t *reg,
+                                       int id,
+                                       const char *subject,
+                                       cairn_reg_schema_t **out,
+                                       cairn_error_t *err);
 
 /** @brief The highest id assigned so far (0 when none). */
 int cairn_registry_max_id(cairn_registry_t *reg);
 
 /** @brief Subjects that use id @p id, sorted. CAIRN_E_NOT_FOUND_SCHEMA when none. */
-cairn_rc_t cairn_registry_subjects_by_id(cairn_registry_t *reg, int id, bool include_deleted,
-                                         cairn_strlist_t *out, cairn_error_t *err);
+cairn_rc_t cairn_registry_subjects_by_id(
+    cairn_registry_t *reg, int id, bool include_deleted, cairn_strlist_t *out, cairn_error_t *err);
 
 /** @brief (subject, version) pairs that use id @p id; out[i].schema is NULL. */
-cairn_rc_t cairn_registry_versions_by_id(cairn_registry_t *reg, int id, bool include_deleted,
-                                         cairn_reg_version_t **out, size_t *n, cairn_error_t *err);
+cairn_rc_t cairn_registry_versions_by_id(cairn_registry_t *reg,
+                                         int id,
+                                         bool include_deleted,
+                                         cairn_reg_version_t **out,
+                                         size_t *n,
+                                         cairn_error_t *err);
 
-/** @brief Every version of every subject matching @p prefix (GET /schemas), by subject then version. */
-cairn_rc_t cairn_registry_list_schemas(cairn_registry_t *reg, const char *prefix,
-                                       bool include_deleted, bool latest_only,
-                                       cairn_reg_version_t **out, size_t *n, cairn_error_t *err);
+/** @brief Every version of every subject matching @p prefix (GET /schemas), by subject then
+ * version. */
+cairn_rc_t cairn_registry_list_schemas(cairn_registry_t *reg,
+                                       const char *prefix,
+                                       bool include_deleted,
+                                       bool latest_only,
+                                       cairn_reg_version_t **out,
+                                       size_t *n,
+                                       cairn_error_t *err);
 
 /* ---- compatibility --------------------------------------------------- */
 
@@ -227,9 +265,13 @@ cairn_rc_t cairn_registry_list_schemas(cairn_registry_t *reg, const char *prefix
  *          CAIRN_E_NOT_FOUND_VERSION when an explicit version N is missing
  *          (an empty subject with 0 or -1 is compatible); CAIRN_E_INVALID_SCHEMA.
  */
-cairn_rc_t cairn_registry_check(cairn_registry_t *reg, const char *subject, int version,
-                                const cairn_reg_request_t *req, bool *compatible,
-                                cairn_strlist_t *reasons, cairn_error_t *err);
+cairn_rc_t cairn_registry_check(cairn_registry_t *reg,
+                                const char *subject,
+                                int version,
+                                const cairn_reg_request_t *req,
+                                bool *compatible,
+                                cairn_strlist_t *reasons,
+                                cairn_error_t *err);
 
 /* ---- config and mode (subject NULL = global) ------------------------- */
 
@@ -237,26 +279,39 @@ cairn_rc_t cairn_registry_check(cairn_registry_t *reg, const char *subject, int 
  * @returns CAIRN_E_NOT_FOUND_SUBJECT_LEVEL when the subject has none and not
  *          @p default_to_global.
  */
-cairn_rc_t cairn_registry_get_level(cairn_registry_t *reg, const char *subject,
-                                    bool default_to_global, cairn_compat_level_t *out,
+cairn_rc_t cairn_registry_get_level(cairn_registry_t *reg,
+                                    const char *subject,
+                                    bool default_to_global,
+                                    cairn_compat_level_t *out,
                                     cairn_error_t *err);
-cairn_rc_t cairn_registry_set_level(cairn_registry_t *reg, const char *subject,
-                                    cairn_compat_level_t level, cairn_error_t *err);
+cairn_rc_t cairn_registry_set_level(cairn_registry_t *reg,
+                                    const char *subject,
+                                    cairn_compat_level_t level,
+                                    cairn_error_t *err);
 /** @brief Removes a subject's level (global: back to BACKWARD); @p old is what it was. */
-cairn_rc_t cairn_registry_delete_level(cairn_registry_t *reg, const char *subject,
-                                       cairn_compat_level_t *old, cairn_error_t *err);
+cairn_rc_t cairn_registry_delete_level(cairn_registry_t *reg,
+                                       const char *subject,
+                                       cairn_compat_level_t *old,
+                                       cairn_error_t *err);
 
-cairn_rc_t cairn_registry_get_mode(cairn_registry_t *reg, const char *subject,
-                                   bool default_to_global, cairn_reg_mode_t *out,
+cairn_rc_t cairn_registry_get_mode(cairn_registry_t *reg,
+                                   const char *subject,
+                                   bool default_to_global,
+                                   cairn_reg_mode_t *out,
                                    cairn_error_t *err);
 /**
  * @returns CAIRN_E_INVALID_OPERATION when switching to IMPORT while schemas
  *          exist (in scope) unless @p force.
  */
-cairn_rc_t cairn_registry_set_mode(cairn_registry_t *reg, const char *subject,
-                                   cairn_reg_mode_t mode, bool force, cairn_error_t *err);
-cairn_rc_t cairn_registry_delete_mode(cairn_registry_t *reg, const char *subject,
-                                      cairn_reg_mode_t *old, cairn_error_t *err);
+cairn_rc_t cairn_registry_set_mode(cairn_registry_t *reg,
+                                   const char *subject,
+                                   cairn_reg_mode_t mode,
+                                   bool force,
+                                   cairn_error_t *err);
+cairn_rc_t cairn_registry_delete_mode(cairn_registry_t *reg,
+                                      const char *subject,
+                                      cairn_reg_mode_t *old,
+                                      cairn_error_t *err);
 
 /**
  * @brief Subject names are 1..255 bytes of valid UTF-8 with no control

@@ -81,8 +81,7 @@ extern "C" {
       "version was not soft deleted first")                                                        \
     X(E_NOT_FOUND_SUBJECT_LEVEL, CAIRN_PRIMARY(2, 8), 404, 40408, 2,                               \
       "subject compatibility level not configured")                                                \
-    X(E_NOT_FOUND_SUBJECT_MODE, CAIRN_PRIMARY(2, 9), 404, 40409, 2,                                \
-      "subject mode not configured")                                                               \
+    X(E_NOT_FOUND_SUBJECT_MODE, CAIRN_PRIMARY(2, 9), 404, 40409, 2, "subject mode not configured") \
     X(E_NOT_FOUND_PATH, CAIRN_PRIMARY(2, 10), 404, 404, 2, "no such resource")                     \
     X(E_CONFLICT_VERSION, CAIRN_PRIMARY(3, 1), 409, 409, 3, "wrong expected version")              \
     X(E_CONFLICT_REFERENCE_EXISTS, CAIRN_PRIMARY(3, 2), 422, 42206, 2,                             \
@@ -122,11 +121,11 @@ CAIRN_API int cairn_rc_exit_code(cairn_rc_t rc);
  * recorded wins, later ones are ignored.
  */
 typedef struct cairn_error {
-    cairn_rc_t code;  /**< CAIRN_OK while nothing was recorded */
-    int cause;        /**< the dependency's own code (errno, SQLSTATE number...) */
-    unsigned flags;   /**< CAIRN_ERR_* */
-    char where[128];  /**< subject, stream, path or place in a schema */
-    char text[320];   /**< lowercase message, no final period */
+    cairn_rc_t code; /**< CAIRN_OK while nothing was recorded */
+    int cause;       /**< the dependency's own code (errno, SQLSTATE number...) */
+    unsigned flags;  /**< CAIRN_ERR_* */
+    char where[128]; /**< subject, stream, path or place in a schema */
+    char text[320];  /**< lowercase message, no final period */
     char reserved[32];
 } cairn_error_t;
 
@@ -135,7 +134,8 @@ typedef struct cairn_error {
  * since the log and the buffers grow in place); call before anything else.
  * NULL for any of them restores libc's.
  */
-CAIRN_API void cairn_set_alloc_funcs(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+CAIRN_API void cairn_set_alloc_funcs(void *(*malloc_fn)(size_t),
+                                     void *(*realloc_fn)(void *, size_t),
                                      void (*free_fn)(void *));
 /** @brief Frees memory that a Cairn function handed to the caller. Accepts NULL. */
 CAIRN_API void cairn_free(void *p);

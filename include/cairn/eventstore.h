@@ -44,8 +44,8 @@ typedef struct cairn_record {
     size_t value_len;
     const cairn_header_t *headers;
     size_t header_count;
-    uint64_t version;   /* stream version; set by the log on append */
-    uint64_t position;  /* position in the log; set by the log on append */
+    uint64_t version;     /* stream version; set by the log on append */
+    uint64_t position;    /* position in the log; set by the log on append */
     int64_t timestamp_ms; /* set by the log on append when 0 */
 } cairn_record_t;
 
@@ -54,10 +54,10 @@ typedef struct cairn_record {
 #define CAIRN_EXPECT_NO_STREAM (-2)
 
 typedef struct cairn_log_options {
-    int read_only;            /* open without the writer's lock; read up to the durable end */
-    size_t segment_bytes;     /* roll segments at this size; 0 = 64 MiB */
-    size_t max_record_bytes;  /* refuse larger records; 0 = 8 MiB */
-    int no_sync;              /* tests and benchmarks of CPU cost only: skip fdatasync */
+    int read_only;           /* open without the writer's lock; read up to the durable end */
+    size_t segment_bytes;    /* roll segments at this size; 0 = 64 MiB */
+    size_t max_record_bytes; /* refuse larger records; 0 = 8 MiB */
+    int no_sync;             /* tests and benchmarks of CPU cost only: skip fdatasync */
 } cairn_log_options_t;
 
 /**
@@ -69,8 +69,10 @@ typedef struct cairn_log_options {
  *          directory for writing; CAIRN_E_CORRUPT when a bad frame sits
  *          before the last durable offset; CAIRN_E_IO.
  */
-CAIRN_API cairn_rc_t cairn_log_open(const char *url, const cairn_log_options_t *opts,
-                                    cairn_log_t **out, cairn_error_t *err);
+CAIRN_API cairn_rc_t cairn_log_open(const char *url,
+                                    const cairn_log_options_t *opts,
+                                    cairn_log_t **out,
+                                    cairn_error_t *err);
 
 /** @brief Closes the log, releasing its lock. Accepts NULL. */
 CAIRN_API void cairn_log_close(cairn_log_t *log);
@@ -90,9 +92,13 @@ CAIRN_API void cairn_log_close(cairn_log_t *log);
  *          closed and reopened, never retried.
  * Thread: any; appenders are serialised, their fsyncs grouped.
  */
-CAIRN_API cairn_rc_t cairn_log_append(cairn_log_t *log, const char *stream,
-                                      int64_t expected_version, cairn_record_t *records, size_t n,
-                                      uint64_t *last_version, cairn_error_t *err);
+CAIRN_API cairn_rc_t cairn_log_append(cairn_log_t *log,
+                                      const char *stream,
+                                      int64_t expected_version,
+                                      cairn_record_t *records,
+                                      size_t n,
+                                      uint64_t *last_version,
+                                      cairn_error_t *err);
 
 /**
  * @brief The first half of cairn_log_append: checks the expectation and
@@ -102,9 +108,13 @@ CAIRN_API cairn_rc_t cairn_log_append(cairn_log_t *log, const char *stream,
  * Lets a caller that serialises its own decisions (the registry) release
  * its lock before the fsync, so that concurrent writers share one.
  */
-CAIRN_API cairn_rc_t cairn_log_append_nowait(cairn_log_t *log, const char *stream,
-                                             int64_t expected_version, cairn_record_t *records,
-                                             size_t n, uint64_t *last_version, uint64_t *ticket,
+CAIRN_API cairn_rc_t cairn_log_append_nowait(cairn_log_t *log,
+                                             const char *stream,
+                                             int64_t expected_version,
+                                             cairn_record_t *records,
+                                             size_t n,
+                                             uint64_t *last_version,
+                                             uint64_t *ticket,
                                              cairn_error_t *err);
 
 /**
@@ -123,16 +133,22 @@ typedef int(cairn_record_cb)(void *opaque, const cairn_record_t *record);
  * @returns CAIRN_DONE at the end of the log, CAIRN_AGAIN when @p cb stopped
  *          the replay, or an error (CAIRN_E_CORRUPT, CAIRN_E_IO).
  */
-CAIRN_API cairn_rc_t cairn_log_replay(cairn_log_t *log, uint64_t from_position, cairn_record_cb *cb,
-                                      void *opaque, cairn_error_t *err);
+CAIRN_API cairn_rc_t cairn_log_replay(cairn_log_t *log,
+                                      uint64_t from_position,
+                                      cairn_record_cb *cb,
+                                      void *opaque,
+                                      cairn_error_t *err);
 
 /**
  * @brief Calls @p cb for the records of one stream from version @p from_version.
  * @returns CAIRN_DONE, CAIRN_AGAIN or an error as cairn_log_replay.
  */
-CAIRN_API cairn_rc_t cairn_log_read_stream(cairn_log_t *log, const char *stream,
-                                           uint64_t from_version, cairn_record_cb *cb,
-                                           void *opaque, cairn_error_t *err);
+CAIRN_API cairn_rc_t cairn_log_read_stream(cairn_log_t *log,
+                                           const char *stream,
+                                           uint64_t from_version,
+                                           cairn_record_cb *cb,
+                                           void *opaque,
+                                           cairn_error_t *err);
 
 /** @brief Current version of @p stream (0 when it has no records). */
 CAIRN_API uint64_t cairn_log_stream_version(cairn_log_t *log, const char *stream);
