@@ -4,7 +4,8 @@
 # as CI does (.ci/run calls this). Two builds, each naming its labels so the
 # whole run stays well under 30 minutes on 2 cores:
 #   1. gcc, warnings fatal: every unit test (label unit).
-#   2. clang, ASan + UBSan, warnings fatal: every label — unit, acceptance
+#   2. clang, ASan + UBSan, warnings fatal: every label — unit, integration
+#      (the event store against the Kafka mock-cluster process), acceptance
 #      (REST against a started server), clients (Confluent's Python client,
 #      @kafkajs/confluent-schema-registry on Node), crash (SIGKILL).
 #   3. the format check (clang-format 14, .clang-format).
@@ -23,12 +24,12 @@ if [ "${CAIRN_TEST_QUICK:-0}" != 1 ]; then
   (cd "$top/build-ci-gcc" && ctest -L unit --output-on-failure -j "$jobs") || status=1
 fi
 
-echo "== build 2/2: clang ASan+UBSan -Werror, labels: unit acceptance clients crash"
+echo "== build 2/2: clang ASan+UBSan -Werror, labels: unit integration acceptance clients crash"
 CC=clang "$top/scripts/build.sh" "$top/build-ci-asan" -DCAIRN_WERROR=ON -DCAIRN_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-(cd "$top/build-ci-asan" && ctest -L 'unit|acceptance|clients|crash' --output-on-failure -j "$jobs") \
+(cd "$top/build-ci-asan" && ctest -L 'unit|integration|acceptance|clients|crash' --output-on-failure -j "$jobs") \
   || status=1
 
 echo "== format check (clang-format)"

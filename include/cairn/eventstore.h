@@ -47,6 +47,7 @@ typedef struct cairn_record {
     uint64_t version;     /* stream version; set by the log on append */
     uint64_t position;    /* position in the log; set by the log on append */
     int64_t timestamp_ms; /* set by the log on append when 0 */
+    int32_t partition;    /* set by the log: 0 on the file backend */
 } cairn_record_t;
 
 /* Expected versions for cairn_log_append. */
@@ -155,6 +156,65 @@ CAIRN_API uint64_t cairn_log_stream_version(cairn_log_t *log, const char *stream
 
 /** @brief The position just past the last durable record. */
 CAIRN_API uint64_t cairn_log_end(cairn_log_t *log);
+
+/* ---- partitions (the file backend has one, partition 0) ---------------- */
+
+/** @brief Number of partitions of the log. */
+CAIRN_API int cairn_log_partition_count(cairn_log_t *log);
+/** @brief The partition that holds @p stream (Kafka: murmur2 of the key, as Java clients). */
+CAIRN_API int cairn_log_partition_of(cairn_log_t *log, const char *stream);
+/** @brief The offset just past the last durable (accepted) record of @p partition. */
+CAIRN_API uint64_t cairn_log_partition_end(cairn_log_t *log, int partition);
+/**
+ * @brief Like cairn_log_replay, for one partition from offset @p from.
+ * @returns CAIRN_DONE, CAIRN_AGAIN or an error.
+ */
+CAIRN_API cairn_rc_t cairn_log_replay_partition(cairn_log_t *log, int partition, uint64_t from,
+                                                cairn_record_cb *cb, void *opaque,
+                                                cairn_error_t *err);
+
+/* ---- tailing ------------------------------------------------------------ */
+
+/**
+ * A subscription that delivers records in log order (per partition) from a
+ * checkpoint and keeps going as new ones arrive. It delivers only from the
+ * caller's cairn_tail_poll, at most max_records per call, so the consumer's
+ * pace bounds memory (backpressure).
+ */
+typedef struct cairn_tail cairn_tail_t;
+
+/** Longest checkpoint string, NUL included. */
+#define CAIRN_CHECKPOINT_MAX 4096
+
+/**
+ * @brief Opens a tail.
+ * @param checkpoint NULL or "" for the start of the log, "end" for its
+ *        current end, or a string from cairn_tail_checkpoint.
+ * @returns CAIRN_OK or CAIRN_E_INVALID for a checkpoint of another backend
+ *          or a malformed one.
+ */
+CAIRN_API cairn_rc_t cairn_tail_open(cairn_log_t *log, const char *checkpoint, cairn_tail_t **out,
+                                     cairn_error_t *err);
+/**
+ * @brief Delivers up to @p max_records records to @p cb, waiting up to
+ * @p timeout_ms for the first one.
+ * @param[out] delivered how many were delivered (may be NULL).
+ * @returns CAIRN_OK (possibly with none delivered on timeout), CAIRN_AGAIN
+ *          when @p cb returned non-zero (the record it refused will be
+ *          delivered again), or an error.
+ * Thread: the thread that polls; callbacks run inside this call.
+ */
+CAIRN_API cairn_rc_t cairn_tail_poll(cairn_tail_t *tail, int timeout_ms, size_t max_records,
+                                     cairn_record_cb *cb, void *opaque, size_t *delivered,
+                                     cairn_error_t *err);
+/**
+ * @brief The checkpoint just past the last record delivered (and accepted by
+ * the callback), written into @p buf (CAIRN_CHECKPOINT_MAX bytes suffice).
+ */
+CAIRN_API cairn_rc_t cairn_tail_checkpoint(cairn_tail_t *tail, char *buf, size_t size,
+                                           cairn_error_t *err);
+/** @brief Closes a tail. Accepts NULL. */
+CAIRN_API void cairn_tail_close(cairn_tail_t *tail);
 
 #ifdef __cplusplus
 }
