@@ -426,10 +426,13 @@ cairn_rc_t cairn_registry_set_level(cairn_registry_t *reg,
     return finish(reg, rc, end, err);
 }
 
-cairn_rc_t cairn_registry_delete_level(cairn_registry_t *reg,
-                                       const char *subject,
-                                       cairn_compat_level_t *old,
-                                       cairn_error_t *err)
+/*
+ * The shared body of delete_level and delete_mode: both remove a subject's
+ * own setting (Confluent answers 40401 whenever the subject has none) or
+ * reset the global one, and report in @p old what it was.
+ */
+static cairn_rc_t delete_setting(
+    cairn_registry_t *reg, const char *subject, bool is_mode, int *old, cairn_error_t *err)
 {
     cairn_rc_t rc;
     json_t *ev = NULL;
@@ -441,24 +444,35 @@ cairn_rc_t cairn_registry_delete_level(cairn_registry_t *reg,
     end = atomic_load_explicit(&reg->applied_end, memory_order_acquire);
     if ((rc = cairn__reg_check_failed(reg, err)))
         goto out;
-    cairn_compat_level_t was = reg->st.level;
+    int was = is_mode ? (int)reg->st.mode : (int)reg->st.level;
     if (subject) {
         const struct reg_subject *s = cairn__reg_subject_find(&reg->st, subject);
-        /* Confluent answers 40401 whenever the subject has no level of its own. */
-        if (!s || !s->has_level) {
+        if (!s || !(is_mode ? s->has_mode : s->has_level)) {
             rc = cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT, 0, subject,
                                   "subject '%s' not found", subject);
             goto out;
         }
-        was = s->level;
+        was = is_mode ? (int)s->mode : (int)s->level;
     }
-    ev = config_event("level_delete", subject, NULL, NULL);
+    ev = config_event(is_mode ? "mode_delete" : "level_delete", subject, NULL, NULL);
     if ((rc = commit_config(reg, subject, ev, &end, err)) == CAIRN_OK && old)
         *old = was;
 out:
     pthread_mutex_unlock(&reg->wmu);
     json_decref(ev);
     return finish(reg, rc, end, err);
+}
+
+cairn_rc_t cairn_registry_delete_level(cairn_registry_t *reg,
+                                       const char *subject,
+                                       cairn_compat_level_t *old,
+                                       cairn_error_t *err)
+{
+    int was = 0;
+    cairn_rc_t rc = delete_setting(reg, subject, false, &was, err);
+    if (rc == CAIRN_OK && old)
+        *old = (cairn_compat_level_t)was;
+    return rc;
 }
 
 cairn_rc_t cairn_registry_set_mode(cairn_registry_t *reg,
@@ -510,32 +524,9 @@ cairn_rc_t cairn_registry_delete_mode(cairn_registry_t *reg,
                                       cairn_reg_mode_t *old,
                                       cairn_error_t *err)
 {
-    cairn_rc_t rc;
-    json_t *ev = NULL;
-    uint64_t end = 0;
-    if ((rc = cairn__reg_check_failed(reg, err)) ||
-        (subject && (rc = cairn_registry_subject_valid(subject, err))))
-        return rc;
-    pthread_mutex_lock(&reg->wmu);
-    end = atomic_load_explicit(&reg->applied_end, memory_order_acquire);
-    if ((rc = cairn__reg_check_failed(reg, err)))
-        goto out;
-    cairn_reg_mode_t was = reg->st.mode;
-    if (subject) {
-        const struct reg_subject *s = cairn__reg_subject_find(&reg->st, subject);
-        /* Confluent answers 40401 whenever the subject has no mode of its own. */
-        if (!s || !s->has_mode) {
-            rc = cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT, 0, subject,
-                                  "subject '%s' not found", subject);
-            goto out;
-        }
-        was = s->mode;
-    }
-    ev = config_event("mode_delete", subject, NULL, NULL);
-    if ((rc = commit_config(reg, subject, ev, &end, err)) == CAIRN_OK && old)
-        *old = was;
-out:
-    pthread_mutex_unlock(&reg->wmu);
-    json_decref(ev);
-    return finish(reg, rc, end, err);
+    int was = 0;
+    cairn_rc_t rc = delete_setting(reg, subject, true, &was, err);
+    if (rc == CAIRN_OK && old)
+        *old = (cairn_reg_mode_t)was;
+    return rc;
 }
