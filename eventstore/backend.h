@@ -52,6 +52,7 @@ struct cairn__log_backend {
 struct cairn_log {
     const cairn__log_backend_t *backend;
     void *impl;
+    size_t max_record_bytes; /* log.c refuses larger records before any backend sees them */
 };
 
 extern const cairn__log_backend_t cairn__file_backend;

@@ -107,6 +107,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "eventstore_int.h"
 
 #define DEFAULT_SEGMENT_BYTES (64u * 1024u * 1024u)
@@ -124,7 +125,9 @@ struct segment {
     int fd;
 };
 
-struct cairn_log {
+typedef struct file_log file_log_t;
+
+struct file_log {
     char *dir;
     int read_only;
     int no_sync;
@@ -166,6 +169,8 @@ struct reader {
     size_t blen;
     size_t ahead;
 };
+
+static void file_close_log(file_log_t *log);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -212,7 +217,7 @@ static cairn_rc_t pwrite_all(int fd, const void *p, size_t n, off_t off)
     return CAIRN_OK;
 }
 
-static cairn_rc_t fatal_error(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t fatal_error(file_log_t *log, cairn_error_t *err)
 {
     return cairn__error_setc(err, CAIRN_E_IO_FSYNC, log->fail_errno, CAIRN_ERR_FATAL, log->dir,
                              "fdatasync of log '%s' failed: %s; close and reopen it", log->dir,
@@ -220,7 +225,7 @@ static cairn_rc_t fatal_error(cairn_log_t *log, cairn_error_t *err)
 }
 
 /* Locks: mu held. */
-static void mark_failed(cairn_log_t *log, int e)
+static void mark_failed(file_log_t *log, int e)
 {
     if (!log->failed) {
         log->failed = 1;
@@ -232,7 +237,7 @@ static void mark_failed(cairn_log_t *log, int e)
 }
 
 /* Locks: mu held. The index of the segment holding @p pos (largest base <= pos). */
-static size_t seg_index(const cairn_log_t *log, uint64_t pos)
+static size_t seg_index(const file_log_t *log, uint64_t pos)
 {
     size_t lo = 0, hi = log->nseg;
     while (hi - lo > 1) {
@@ -265,7 +270,7 @@ static uint64_t read_marker(int fd)
 }
 
 /* Thread: the syncer, or open/close. */
-static void publish_marker(cairn_log_t *log, uint64_t end)
+static void publish_marker(file_log_t *log, uint64_t end)
 {
     unsigned char b[16];
     put64le(b, end);
@@ -301,7 +306,7 @@ static int parse_segment_name(const char *name, uint64_t *base)
     return 0;
 }
 
-static cairn_rc_t seg_reserve(cairn_log_t *log, size_t extra)
+static cairn_rc_t seg_reserve(file_log_t *log, size_t extra)
 {
     if (log->nseg + extra <= log->segcap)
         return CAIRN_OK;
@@ -317,7 +322,7 @@ static cairn_rc_t seg_reserve(cairn_log_t *log, size_t extra)
 }
 
 /* Locks: mu held (or open). Adds segment files not yet in the table. */
-static cairn_rc_t list_segments(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t list_segments(file_log_t *log, cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     DIR *d = opendir(log->dir);
@@ -354,7 +359,7 @@ out:
 }
 
 /* Locks: mu held (or open). Creates the segment starting at written_end. */
-static cairn_rc_t create_segment(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t create_segment(file_log_t *log, cairn_error_t *err)
 {
     char name[32];
     if (seg_reserve(log, 1) != CAIRN_OK)
@@ -379,7 +384,7 @@ static cairn_rc_t create_segment(cairn_log_t *log, cairn_error_t *err)
 }
 
 /* Locks: mu held. Syncs the current segment, then starts a new one. */
-static cairn_rc_t roll(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t roll(file_log_t *log, cairn_error_t *err)
 {
     int fd = log->segs[log->nseg - 1].fd;
     if (!log->no_sync) {
@@ -496,7 +501,7 @@ static cairn_rc_t read_frame(struct reader *r,
  * end of the last complete batch; *bad the first bad point (a bad frame or
  * the start of an incomplete batch), NO_BAD when none.
  */
-static cairn_rc_t scan(cairn_log_t *log,
+static cairn_rc_t scan(file_log_t *log,
                        uint64_t limit,
                        uint64_t *good,
                        uint64_t *bad,
@@ -616,7 +621,7 @@ out:
 }
 
 /* Locks: open only. Cuts everything from @p at (a torn tail). */
-static cairn_rc_t cut_tail(cairn_log_t *log, uint64_t at, const char *why, cairn_error_t *err)
+static cairn_rc_t cut_tail(file_log_t *log, uint64_t at, const char *why, cairn_error_t *err)
 {
     size_t i = seg_index(log, at);
     uint64_t cut = 0;
@@ -650,7 +655,7 @@ static cairn_rc_t cut_tail(cairn_log_t *log, uint64_t at, const char *why, cairn
 }
 
 /* Locks: open only. The writer's recovery. */
-static cairn_rc_t recover(cairn_log_t *log, uint64_t marker, cairn_error_t *err)
+static cairn_rc_t recover(file_log_t *log, uint64_t marker, cairn_error_t *err)
 {
     cairn_rc_t rc = list_segments(log, err);
     uint64_t good, bad;
@@ -686,7 +691,7 @@ static cairn_rc_t recover(cairn_log_t *log, uint64_t marker, cairn_error_t *err)
 }
 
 /* Locks: mu held. A read-only opener indexes what became durable since. */
-static cairn_rc_t refresh(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t refresh(file_log_t *log, cairn_error_t *err)
 {
     if (log->durable_fd < 0) {
         log->durable_fd = openat(log->dir_fd, "durable", O_RDONLY | O_CLOEXEC);
@@ -713,7 +718,7 @@ static cairn_rc_t refresh(cairn_log_t *log, cairn_error_t *err)
 
 /* ---- open and close ----------------------------------------------------- */
 
-static cairn_rc_t take_lock(cairn_log_t *log, cairn_error_t *err)
+static cairn_rc_t take_lock(file_log_t *log, cairn_error_t *err)
 {
     log->lock_fd = openat(log->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (log->lock_fd < 0)
@@ -732,32 +737,21 @@ static cairn_rc_t take_lock(cairn_log_t *log, cairn_error_t *err)
     return CAIRN_OK;
 }
 
-static const char *url_path(const char *url)
-{
-    if (strncmp(url, "file://", 7) == 0)
-        return url + 7;
-    if (strncmp(url, "file:", 5) == 0)
-        return url + 5;
-    return url;
-}
-
-cairn_rc_t cairn_log_open(const char *url,
+static cairn_rc_t file_open_dir(const char *url,
                           const cairn_log_options_t *opts,
-                          cairn_log_t **out,
+                          file_log_t **out,
                           cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
-    cairn_log_t *log = NULL;
+    file_log_t *log = NULL;
     const char *path;
 
     if (!url || !out)
         return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL, "log url and out are required");
     *out = NULL;
-    path = url_path(url);
+    path = url;
     if (!*path)
-        return cairn__error_set(err, CAIRN_E_INVALID, 0, url, "empty log directory in '%s'", url);
-    if (path == url && strstr(url, "://"))
-        return cairn__error_set(err, CAIRN_E_INVALID, 0, url, "unsupported log url '%s'", url);
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, url, "empty log directory");
     log = cairn__calloc(1, sizeof *log);
     if (!log)
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, url, "out of memory");
@@ -773,7 +767,7 @@ cairn_rc_t cairn_log_open(const char *url,
         cairn__free(log);
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, url, "cannot create a condition variable");
     }
-    /* From here on cairn_log_close() undoes whatever was done. */
+    /* From here on file_close_log() undoes whatever was done. */
     log->dir_fd = log->lock_fd = log->durable_fd = -1;
     log->sync_fn = fdatasync;
     log->read_only = opts && opts->read_only;
@@ -821,7 +815,7 @@ cairn_rc_t cairn_log_open(const char *url,
     }
 out:
     if (rc != CAIRN_OK) {
-        cairn_log_close(log);
+        file_close_log(log);
         return rc;
     }
     log->opened = 1;
@@ -829,7 +823,7 @@ out:
     return CAIRN_OK;
 }
 
-void cairn_log_close(cairn_log_t *log)
+static void file_close_log(file_log_t *log)
 {
     if (!log)
         return;
@@ -857,7 +851,7 @@ void cairn_log_close(cairn_log_t *log)
 
 /* ---- appends ------------------------------------------------------------ */
 
-cairn_rc_t cairn_log_append_nowait(cairn_log_t *log,
+static cairn_rc_t file_append_nowait_log(file_log_t *log,
                                    const char *stream,
                                    int64_t expected_version,
                                    cairn_record_t *records,
@@ -979,7 +973,7 @@ out_free:
     return rc;
 }
 
-cairn_rc_t cairn_log_wait_durable(cairn_log_t *log, uint64_t ticket, cairn_error_t *err)
+static cairn_rc_t file_wait_durable_log(file_log_t *log, uint64_t ticket, cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     if (!log)
@@ -1031,26 +1025,10 @@ out:
     return rc;
 }
 
-cairn_rc_t cairn_log_append(cairn_log_t *log,
-                            const char *stream,
-                            int64_t expected_version,
-                            cairn_record_t *records,
-                            size_t n,
-                            uint64_t *last_version,
-                            cairn_error_t *err)
-{
-    uint64_t ticket = 0;
-    cairn_rc_t rc = cairn_log_append_nowait(log, stream, expected_version, records, n, last_version,
-                                            &ticket, err);
-    if (rc != CAIRN_OK)
-        return rc;
-    return cairn_log_wait_durable(log, ticket, err);
-}
-
 /* ---- reads -------------------------------------------------------------- */
 
 /* Locks: takes mu. Points @p r at the segment holding @p pos, bounded by @p limit. */
-static void reader_seek(cairn_log_t *log, struct reader *r, uint64_t pos, uint64_t limit)
+static void reader_seek(file_log_t *log, struct reader *r, uint64_t pos, uint64_t limit)
 {
     pthread_mutex_lock(&log->mu);
     size_t i = seg_index(log, pos);
@@ -1059,7 +1037,7 @@ static void reader_seek(cairn_log_t *log, struct reader *r, uint64_t pos, uint64
     pthread_mutex_unlock(&log->mu);
 }
 
-static cairn_rc_t damaged(cairn_log_t *log, uint64_t pos, const char *why, cairn_error_t *err)
+static cairn_rc_t damaged(file_log_t *log, uint64_t pos, const char *why, cairn_error_t *err)
 {
     return cairn__error_set(err, CAIRN_E_CORRUPT, 0, log->dir,
                             "record at position %" PRIu64 " of log '%s' is damaged: %s", pos,
@@ -1067,7 +1045,7 @@ static cairn_rc_t damaged(cairn_log_t *log, uint64_t pos, const char *why, cairn
 }
 
 /* Reads and decodes the record at @p pos; CAIRN_E_CORRUPT when it is not one. */
-static cairn_rc_t read_record(cairn_log_t *log,
+static cairn_rc_t read_record(file_log_t *log,
                               struct reader *r,
                               uint64_t pos,
                               cairn_record_t *rec,
@@ -1092,11 +1070,12 @@ static cairn_rc_t read_record(cairn_log_t *log,
     if (rc != CAIRN_OK)
         return cairn__error_set(err, rc, 0, log->dir, "out of memory");
     rec->position = pos;
+    rec->partition = 0;
     return CAIRN_OK;
 }
 
-cairn_rc_t cairn_log_replay(
-    cairn_log_t *log, uint64_t from_position, cairn_record_cb *cb, void *opaque, cairn_error_t *err)
+static cairn_rc_t file_replay_log(
+    file_log_t *log, uint64_t from_position, cairn_record_cb *cb, void *opaque, cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     struct reader r;
@@ -1146,7 +1125,7 @@ out:
     return rc;
 }
 
-cairn_rc_t cairn_log_read_stream(cairn_log_t *log,
+static cairn_rc_t file_read_stream_log(file_log_t *log,
                                  const char *stream,
                                  uint64_t from_version,
                                  cairn_record_cb *cb,
@@ -1208,7 +1187,7 @@ out:
     return rc;
 }
 
-uint64_t cairn_log_stream_version(cairn_log_t *log, const char *stream)
+static uint64_t file_stream_version_log(file_log_t *log, const char *stream)
 {
     uint64_t v = 0;
     if (!log || !stream)
@@ -1222,7 +1201,7 @@ uint64_t cairn_log_stream_version(cairn_log_t *log, const char *stream)
     return v;
 }
 
-uint64_t cairn_log_end(cairn_log_t *log)
+static uint64_t file_end_log(file_log_t *log)
 {
     uint64_t v;
     if (!log)
@@ -1235,18 +1214,328 @@ uint64_t cairn_log_end(cairn_log_t *log)
     return v;
 }
 
+/* ---- tails -------------------------------------------------------------- */
+
+#define TAIL_AHEAD   (64u << 10)
+#define TAIL_POLL_MS 5
+
+struct file_tail {
+    file_log_t *log;
+    uint64_t pos; /* the next record to deliver is the first at or after pos */
+    struct reader r;
+    cairn_header_t *hdrs;
+    size_t hcap;
+};
+
+/* Locks: mu held. The position of the first record at or after @p pos, or
+ * durable_end when there is none below it. */
+static uint64_t next_record(const file_log_t *log, uint64_t pos)
+{
+    size_t lo = 0, hi = log->idx.all_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (log->idx.all[mid] < pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t p = lo < log->idx.all_n ? log->idx.all[lo] : log->durable_end;
+    return p < log->durable_end ? p : log->durable_end > pos ? log->durable_end : pos;
+}
+
+static cairn_rc_t parse_file_checkpoint(const char *cp, uint64_t *pos, cairn_error_t *err)
+{
+    const char *d = cp + 5;
+    uint64_t v = 0;
+    if (strncmp(cp, "file:", 5) != 0 || !*d)
+        goto bad;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*d - '0');
+    }
+    *pos = v;
+    return CAIRN_OK;
+bad:
+    return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL,
+                            "checkpoint '%.64s' is not a file log checkpoint (file:<position>)",
+                            cp);
+}
+
+static cairn_rc_t file_tail_open(void *impl, const char *checkpoint, void **out, cairn_error_t *err)
+{
+    file_log_t *log = impl;
+    cairn_rc_t rc = CAIRN_OK;
+    uint64_t pos = 0;
+    int at_end = checkpoint && !strcmp(checkpoint, "end");
+
+    if (checkpoint && *checkpoint && !at_end &&
+        (rc = parse_file_checkpoint(checkpoint, &pos, err)) != CAIRN_OK)
+        return rc;
+    struct file_tail *t = cairn__calloc(1, sizeof *t);
+    if (!t)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, log->dir, "out of memory");
+    t->log = log;
+    reader_init(&t->r, TAIL_AHEAD);
+    if (at_end) {
+        pthread_mutex_lock(&log->mu);
+        if (log->read_only)
+            rc = refresh(log, err);
+        pos = log->durable_end;
+        pthread_mutex_unlock(&log->mu);
+        if (rc != CAIRN_OK) {
+            cairn__free(t);
+            return rc;
+        }
+    }
+    t->pos = pos;
+    *out = t;
+    return CAIRN_OK;
+}
+
+static void file_tail_close(void *tail)
+{
+    struct file_tail *t = tail;
+    if (!t)
+        return;
+    cairn__free(t->r.buf);
+    cairn__free(t->hdrs);
+    cairn__free(t);
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Waits (mu held) until a durable record lies at or after t->pos, or the
+ * deadline. The writer's group commit broadcasts `synced` after every
+ * fdatasync; a read-only opener in another process cannot be signalled, so
+ * it re-reads the published marker every TAIL_POLL_MS.
+ */
+static cairn_rc_t tail_wait(struct file_tail *t, int timeout_ms, uint64_t *start, cairn_error_t *err)
+{
+    file_log_t *log = t->log;
+    struct timespec deadline, now;
+    cairn_rc_t rc = CAIRN_OK;
+    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        if (log->read_only && (rc = refresh(log, err)) != CAIRN_OK)
+            return rc;
+        *start = next_record(log, t->pos);
+        if (*start < log->durable_end || timeout_ms <= 0)
+            return CAIRN_OK;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (!before(&now, &deadline))
+            return CAIRN_OK;
+        if (!log->read_only) {
+            pthread_cond_timedwait(&log->synced, &log->mu, &deadline);
+            continue;
+        }
+        pthread_mutex_unlock(&log->mu);
+        struct timespec nap = {0, TAIL_POLL_MS * 1000000L};
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&log->mu);
+    }
+}
+
+static cairn_rc_t file_tail_poll(void *tail,
+                                 int timeout_ms,
+                                 size_t max_records,
+                                 cairn_record_cb *cb,
+                                 void *opaque,
+                                 size_t *delivered,
+                                 cairn_error_t *err)
+{
+    struct file_tail *t = tail;
+    file_log_t *log = t->log;
+    cairn_rc_t rc;
+    uint64_t pos, limit;
+    size_t n = 0;
+    int seeked = 0;
+
+    if (delivered)
+        *delivered = 0;
+    if (!cb)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, log->dir, "tail poll needs a callback");
+    pthread_mutex_lock(&log->mu);
+    rc = tail_wait(t, timeout_ms, &pos, err);
+    limit = log->durable_end;
+    pthread_mutex_unlock(&log->mu);
+    if (rc != CAIRN_OK)
+        return rc;
+    /* Only max_records records are read, through a bounded window: the
+     * consumer's pace bounds what the tail holds. */
+    while (pos < limit && n < max_records) {
+        cairn_record_t rec;
+        uint32_t len;
+        /* Re-seek once per poll: the durable end (the window's bound) moved. */
+        if (!seeked || pos >= t->r.end || pos < t->r.base || t->r.fd < 0)
+            reader_seek(log, &t->r, pos, limit);
+        seeked = 1;
+        rc = read_record(log, &t->r, pos, &rec, &len, &t->hdrs, &t->hcap, err);
+        if (rc != CAIRN_OK)
+            goto out;
+        if (cb(opaque, &rec) != 0) {
+            t->pos = pos;
+            rc = CAIRN_AGAIN;
+            goto out;
+        }
+        n++;
+        pos += CAIRN__FRAME_HEADER + len;
+        t->pos = pos;
+    }
+    rc = CAIRN_OK;
+out:
+    if (delivered)
+        *delivered = n;
+    return rc;
+}
+
+static cairn_rc_t file_tail_checkpoint(void *tail, char *buf, size_t size, cairn_error_t *err)
+{
+    struct file_tail *t = tail;
+    int k = buf ? snprintf(buf, size, "file:%" PRIu64, t->pos) : -1;
+    if (k < 0 || (size_t)k >= size)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL, "checkpoint buffer too small");
+    return CAIRN_OK;
+}
+
+/* ---- the backend table ---------------------------------------------------- */
+
+static cairn_rc_t
+file_open(const char *rest, const cairn_log_options_t *opts, void **impl, cairn_error_t *err)
+{
+    file_log_t *log = NULL;
+    cairn_rc_t rc = file_open_dir(rest, opts, &log, err);
+    *impl = log;
+    return rc;
+}
+
+static void file_close(void *impl)
+{
+    file_close_log(impl);
+}
+
+static cairn_rc_t file_append_nowait(void *impl,
+                                     const char *stream,
+                                     int64_t expected_version,
+                                     cairn_record_t *records,
+                                     size_t n,
+                                     uint64_t *last_version,
+                                     uint64_t *ticket,
+                                     cairn_error_t *err)
+{
+    cairn_rc_t rc = file_append_nowait_log(impl, stream, expected_version, records, n,
+                                           last_version, ticket, err);
+    if (rc == CAIRN_OK)
+        for (size_t i = 0; i < n; i++)
+            records[i].partition = 0;
+    return rc;
+}
+
+static cairn_rc_t file_wait_durable(void *impl, uint64_t ticket, cairn_error_t *err)
+{
+    return file_wait_durable_log(impl, ticket, err);
+}
+
+static cairn_rc_t file_replay_partition(
+    void *impl, int partition, uint64_t from, cairn_record_cb *cb, void *opaque, cairn_error_t *err)
+{
+    file_log_t *log = impl;
+    if (partition != 0)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, log->dir,
+                                "log '%s' has one partition (0), not %d", log->dir, partition);
+    return file_replay_log(log, from, cb, opaque, err);
+}
+
+static cairn_rc_t file_read_stream(void *impl,
+                                   const char *stream,
+                                   uint64_t from_version,
+                                   cairn_record_cb *cb,
+                                   void *opaque,
+                                   cairn_error_t *err)
+{
+    return file_read_stream_log(impl, stream, from_version, cb, opaque, err);
+}
+
+static uint64_t file_stream_version(void *impl, const char *stream)
+{
+    return file_stream_version_log(impl, stream);
+}
+
+static int file_partition_count(void *impl)
+{
+    (void)impl;
+    return 1;
+}
+
+static int file_partition_of(void *impl, const char *stream)
+{
+    (void)impl;
+    (void)stream;
+    return 0;
+}
+
+static uint64_t file_end(void *impl, int partition)
+{
+    return partition == 0 ? file_end_log(impl) : 0;
+}
+
+const cairn__log_backend_t cairn__file_backend = {
+    .scheme = "file",
+    .open = file_open,
+    .close = file_close,
+    .append_nowait = file_append_nowait,
+    .wait_durable = file_wait_durable,
+    .replay_partition = file_replay_partition,
+    .read_stream = file_read_stream,
+    .stream_version = file_stream_version,
+    .partition_count = file_partition_count,
+    .partition_of = file_partition_of,
+    .end = file_end,
+    .tail_open = file_tail_open,
+    .tail_poll = file_tail_poll,
+    .tail_checkpoint = file_tail_checkpoint,
+    .tail_close = file_tail_close,
+};
+
 /* ---- internal hooks ----------------------------------------------------- */
 
-void cairn__log_stats(cairn_log_t *log, struct cairn__log_stats *out)
+static file_log_t *file_of(cairn_log_t *log)
 {
+    return log && log->backend == &cairn__file_backend ? log->impl : NULL;
+}
+
+void cairn__log_stats(cairn_log_t *clog, struct cairn__log_stats *out)
+{
+    file_log_t *log = file_of(clog);
+    memset(out, 0, sizeof *out);
+    if (!log)
+        return;
     pthread_mutex_lock(&log->mu);
     *out = log->stats;
     out->segments = log->nseg;
     pthread_mutex_unlock(&log->mu);
 }
 
-void cairn__log_set_sync_fn(cairn_log_t *log, int (*sync_fn)(int fd))
+void cairn__log_set_sync_fn(cairn_log_t *clog, int (*sync_fn)(int fd))
 {
+    file_log_t *log = file_of(clog);
+    if (!log)
+        return;
     pthread_mutex_lock(&log->mu);
     log->sync_fn = sync_fn ? sync_fn : fdatasync;
     pthread_mutex_unlock(&log->mu);
