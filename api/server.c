@@ -387,16 +387,23 @@ cairn_rc_t cairn_api_start(cairn_registry_t *reg,
     if (rc != CAIRN_OK)
         goto out;
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /*
+     * poll, not epoll: libmicrohttpd 0.9.75's edge-triggered epoll misses the
+     * FIN of a client that sends part of a request and half-closes at once
+     * (data and FIN in one edge), keeping such connections until the timeout.
+     * poll sees the EOF on the next round; measured at the same GET rate.
+     */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     api->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_END);
     if (!api->daemon) {
         rc = cairn__error_set(err, CAIRN_E_IO, 0, host, "cannot listen on %s:%u", host,
                               (unsigned)port);

@@ -415,6 +415,34 @@ class Connections(ApiAssertions, unittest.TestCase):
             self.srv = srv
             self.half_closed_and_reset(srv)
 
+    def test_half_closed_incomplete_requests_are_closed_at_once(self):
+        # Data and FIN in one segment: the server must see the EOF and close,
+        # not wait for its (default, 30 s) idle timeout.
+        with CairnServer() as srv:
+            self.srv = srv
+            for i in range(10):
+                s = socket.create_connection((srv.host, srv.port), timeout=5)
+                s.sendall(b'GET /subjects HTTP/1.1\r\nHost: x\r\n')
+                s.shutdown(socket.SHUT_WR)
+                t0 = time.time()
+                self.finish(s, 'incomplete headers then SHUT_WR (round %d)' % i)
+                self.assertLess(time.time() - t0, 1.0, 'round %d' % i)
+            self.assertEqual(self.ok('GET', '/'), {})
+
+    def test_http11_request_without_host_is_refused(self):
+        # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+        with CairnServer() as srv:
+            self.srv = srv
+            for request, status in ((b'GET / HTTP/1.1\r\n\r\n', b'400'),
+                                    (b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', b'200'),
+                                    (b'GET / HTTP/1.0\r\n\r\n', b'200')):
+                s = socket.create_connection((srv.host, srv.port), timeout=5)
+                s.sendall(request)
+                if b'1.1' in request:
+                    s.shutdown(socket.SHUT_WR)
+                data = self.finish(s, repr(request))
+                self.assertTrue(data.startswith(b'HTTP/1.1 ' + status), (request, data[:80]))
+
     def finish(self, s, what):
         """Reads until the server closes; fails if it keeps the socket past its timeout."""
         t0 = time.time()
