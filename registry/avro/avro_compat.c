@@ -33,6 +33,15 @@
  * Reasons are Confluent 7.x lines: {errorType:'...', description:'...',
  * additionalInfo:'...'}, the description naming the place as a path in the
  * reader ("new") schema, e.g. /fields/1/type/items.
+ *
+ * Cost: the registry checks a candidate against every version of a subject
+ * per request (bench/README.md, case 3), so a compatible pair must format
+ * nothing. The path is a stack of segments formatted only when a reason is
+ * emitted; trials whose reasons are dropped (each branch of a reader union,
+ * each writer branch against a reader union) run verdict-only (`out` NULL),
+ * except that a record pair first met in a trial still records its reasons
+ * for the memo; writer fields are found at the reader field's own index
+ * first, then through the record's by-name index (avro.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +49,10 @@
 #include "avro.h"
 
 #define CHECK_MAX_DEPTH 1000
+/* Path segments kept in the context itself; deeper paths go to the heap. */
+#define PATH_INLINE 48
+/* The longest path formatted into a reason, as the former path buffer was capped. */
+#define PATH_MAX_BYTES (64 * 1024)
 
 typedef struct memo {
     const cairn_avro_node_t *r, *w;
@@ -47,12 +60,22 @@ typedef struct memo {
     cairn_strlist_t reasons; /* the pair's own lines, replayed on a later hit */
 } memo_t;
 
+/* One step of the path in the reader schema: a fixed word or an index. */
+typedef struct seg {
+    const char *word; /* "fields", "type", ...; NULL for an index */
+    size_t index;
+} seg_t;
+
 typedef struct cctx {
     memo_t *memo;
     size_t nmemo, cap;
-    cairn_buf_t path;
+    seg_t *path; /* path_inline, or a heap copy once it outgrew it */
+    size_t npath, path_cap;
+    seg_t path_inline[PATH_INLINE];
+    cairn_buf_t text; /* the path formatted for the reason being reported */
     int depth;
-    cairn_rc_t rc; /* CAIRN_E_NOMEM once anything failed to allocate */
+    bool want_reasons; /* false: the caller wants the verdict only */
+    cairn_rc_t rc;     /* CAIRN_E_NOMEM once anything failed to allocate */
 } cctx_t;
 
 static const char *upper_kind(cairn_avro_kind_t k)
@@ -63,38 +86,72 @@ static const char *upper_kind(cairn_avro_kind_t k)
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
-static const char *path_of(const cctx_t *c)
+/*
+ * The path is kept as a stack of segments and only formatted when a reason
+ * is reported: a compatible pair of schemas never formats anything (the
+ * walk visits every field of every version; formatting each step used to
+ * be most of a check's cost).
+ */
+static const char *path_of(cctx_t *c)
 {
-    return c->path.len ? c->path.data : "/";
+    if (!c->npath)
+        return "/";
+    cairn_buf_reset(&c->text);
+    for (size_t i = 0; i < c->npath && c->rc == CAIRN_OK; i++) {
+        const seg_t *s = &c->path[i];
+        cairn_rc_t rc = s->word ? cairn_buf_printf(&c->text, "/%s", s->word)
+                                : cairn_buf_printf(&c->text, "/%zu", s->index);
+        if (rc != CAIRN_OK)
+            c->rc = CAIRN_E_NOMEM;
+    }
+    return c->text.data ? c->text.data : "/";
+}
+
+static size_t push_seg(cctx_t *c, const char *word, size_t index)
+{
+    size_t save = c->npath;
+    if (c->npath == c->path_cap) {
+        size_t cap = c->path_cap * 2;
+        seg_t *p = cairn__malloc(cap * sizeof *p);
+        if (!p) {
+            c->rc = CAIRN_E_NOMEM;
+            return save;
+        }
+        memcpy(p, c->path, c->npath * sizeof *p);
+        if (c->path != c->path_inline)
+            cairn__free(c->path);
+        c->path = p;
+        c->path_cap = cap;
+    }
+    c->path[c->npath++] = (seg_t){.word = word, .index = index};
+    return save;
 }
 
 static size_t push(cctx_t *c, const char *seg)
 {
-    size_t save = c->path.len;
-    if (cairn_buf_printf(&c->path, "/%s", seg) != CAIRN_OK)
-        c->rc = CAIRN_E_NOMEM;
-    return save;
+    return push_seg(c, seg, 0);
 }
 
 static size_t pushi(cctx_t *c, size_t i)
 {
-    size_t save = c->path.len;
-    if (cairn_buf_printf(&c->path, "/%zu", i) != CAIRN_OK)
-        c->rc = CAIRN_E_NOMEM;
-    return save;
+    return push_seg(c, NULL, i);
 }
 
 static void pop(cctx_t *c, size_t save)
 {
-    if (c->path.data) {
-        c->path.len = save;
-        c->path.data[save] = '\0';
-    }
+    if (save < c->npath)
+        c->npath = save;
 }
 
+/*
+ * Reporting: @p out NULL means "verdict only" (a reader union trying its
+ * branches, a union branch tried against a reader): nothing is formatted.
+ */
 static void
 report(cctx_t *c, cairn_strlist_t *out, const char *type, const char *desc, const char *info)
 {
+    if (!out)
+        return;
     if (cairn_strlist_pushf(out, "{errorType:'%s', description:'%s', additionalInfo:'%s'}", type,
                             desc, info) != CAIRN_OK)
         c->rc = CAIRN_E_NOMEM;
@@ -110,6 +167,8 @@ reportf(cctx_t *c, cairn_strlist_t *out, const char *type, const char *info, con
 {
     char desc[1024];
     va_list ap;
+    if (!out)
+        return;
     va_start(ap, fmt);
     vsnprintf(desc, sizeof desc, fmt, ap);
     va_end(ap);
@@ -122,6 +181,8 @@ static void type_mismatch(cctx_t *c,
                           cairn_strlist_t *out)
 {
     char info[128];
+    if (!out)
+        return;
     snprintf(info, sizeof info, "reader type: %s not compatible with writer type: %s",
              upper_kind(r->kind), upper_kind(w->kind));
     reportf(c, out, "TYPE_MISMATCH", info,
@@ -132,6 +193,8 @@ static void type_mismatch(cctx_t *c,
 static void missing_branch(cctx_t *c, const cairn_avro_node_t *w, cairn_strlist_t *out)
 {
     char info[128];
+    if (!out)
+        return;
     snprintf(info, sizeof info, "reader union lacking writer type: %s", upper_kind(w->kind));
     reportf(c, out, "MISSING_UNION_BRANCH", info,
             "The new schema is missing a type inside a union field at path '%s' in the old schema",
@@ -177,11 +240,38 @@ bool cairn__avro_names_match(const cairn_avro_node_t *r, const cairn_avro_node_t
 
 static long field_named(const cairn_avro_node_t *w, const char *name)
 {
+    if (w->by_name) {
+        /* Binary search in the parse-time index (avro.h). */
+        uint32_t lo = 0, hi = w->nfields;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            uint32_t at = w->by_name[mid];
+            int d = strcmp(name, w->fields[at].name);
+            if (d == 0)
+                return (long)at;
+            if (d < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return -1;
+    }
     for (uint32_t i = 0; i < w->nfields; i++) {
         if (strcmp(w->fields[i].name, name) == 0)
             return (long)i;
     }
     return -1;
+}
+
+/* As cairn__avro_writer_field, trying writer field @p hint first: schemas
+ * evolve by appending fields, so reader field i is usually writer field i.
+ * Field names are unique, so a hit there is the only match by name. */
+static long
+writer_field_hint(const cairn_avro_field_t *rf, const cairn_avro_node_t *w, uint32_t hint)
+{
+    if (hint < w->nfields && strcmp(w->fields[hint].name, rf->name) == 0)
+        return (long)hint;
+    return cairn__avro_writer_field(rf, w);
 }
 
 long cairn__avro_writer_field(const cairn_avro_field_t *rf, const cairn_avro_node_t *w)
@@ -223,6 +313,8 @@ check_names(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, c
 {
     if (cairn__avro_names_match(r, w))
         return true;
+    if (!out)
+        return false;
     size_t save = push(c, "name");
     char info[512];
     snprintf(info, sizeof info, "expected: %s", w->fullname);
@@ -244,6 +336,16 @@ static bool check_symbols(cctx_t *c,
 {
     if (r->enum_default)
         return true;
+    if (!out) {
+        for (uint32_t i = 0; i < w->nsymbols; i++) {
+            bool found = false;
+            for (uint32_t j = 0; j < r->nsymbols && !found; j++)
+                found = strcmp(w->symbols[i], r->symbols[j]) == 0;
+            if (!found)
+                return false;
+        }
+        return true;
+    }
     const char **missing = w->nsymbols ? cairn__calloc(w->nsymbols, sizeof *missing) : NULL;
     size_t n = 0;
     bool ok = true;
@@ -293,7 +395,7 @@ static bool check_fields(cctx_t *c,
     for (uint32_t i = 0; i < r->nfields; i++) {
         const cairn_avro_field_t *rf = &r->fields[i];
         size_t isave = pushi(c, i);
-        long wi = cairn__avro_writer_field(rf, w);
+        long wi = writer_field_hint(rf, w, i);
         if (wi >= 0) {
             size_t tsave = push(c, "type");
             ok &= check(c, rf->type, w->fields[wi].type, out);
@@ -304,11 +406,13 @@ static bool check_fields(cctx_t *c,
                 size_t tsave = push(c, "type");
                 ok &= check(c, rf->type, w, out);
                 pop(c, tsave);
-            } else {
+            } else if (out) {
                 reportf(c, out, "READER_FIELD_MISSING_DEFAULT_VALUE", rf->name,
                         "The field '%s' at path '%s' in the new schema has no default value and "
                         "is missing in the old schema",
                         rf->name, path_of(c));
+                ok = false;
+            } else {
                 ok = false;
             }
         }
@@ -334,7 +438,9 @@ calc(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_st
             return ok;
         case CAIRN_AVRO_FIXED:
             ok = check_names(c, r, w, out);
-            if (r->size != w->size) {
+            if (r->size != w->size && !out) {
+                ok = false;
+            } else if (r->size != w->size) {
                 char info[64];
                 snprintf(info, sizeof info, "expected: %lld, found: %lld", (long long)w->size,
                          (long long)r->size);
@@ -355,15 +461,12 @@ calc(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_st
             return check_fields(c, r, w, out) && ok;
         case CAIRN_AVRO_UNION:
             for (uint32_t i = 0; i < w->nbranches; i++) {
-                cairn_strlist_t scratch;
-                cairn_strlist_init(&scratch);
                 save = pushi(c, i);
-                if (!check(c, r, w->branches[i], &scratch)) {
+                if (!check(c, r, w->branches[i], NULL)) {
                     missing_branch(c, w->branches[i], out);
                     ok = false;
                 }
                 pop(c, save);
-                cairn_strlist_release(&scratch);
             }
             return ok;
         default:
@@ -379,12 +482,12 @@ calc(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_st
         return ok;
     }
     if (r->kind == CAIRN_AVRO_UNION) {
+        /* A primitive writer (the common ["null", T] field) meets no record
+         * and no depth limit in any branch: the verdict is a promotion. */
+        bool plain = w->kind <= CAIRN_AVRO_STRING && c->depth < CHECK_MAX_DEPTH;
         for (uint32_t i = 0; i < r->nbranches; i++) {
-            cairn_strlist_t scratch;
-            cairn_strlist_init(&scratch);
-            bool b = check(c, r->branches[i], w, &scratch);
-            cairn_strlist_release(&scratch);
-            if (b)
+            if (plain ? cairn__avro_promotes(r->branches[i]->kind, w->kind)
+                      : check(c, r->branches[i], w, NULL))
                 return true;
         }
         missing_branch(c, w, out);
@@ -412,6 +515,8 @@ check(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_s
     if (c->rc != CAIRN_OK)
         return false;
     if (c->depth >= CHECK_MAX_DEPTH) {
+        if (!out)
+            return false;
         reportf(c, out, "TYPE_MISMATCH", "schemas nest too deeply to be compared",
                 "The type (path '%s') of a field in the new schema does not match with the old "
                 "schema",
@@ -428,7 +533,7 @@ check(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_s
     if (at >= 0) {
         memo_t *m = &c->memo[at];
         ok = m->done ? m->ok : true; /* in progress: assume compatible */
-        for (size_t i = 0; m->done && i < m->reasons.n && c->rc == CAIRN_OK; i++) {
+        for (size_t i = 0; out && m->done && i < m->reasons.n && c->rc == CAIRN_OK; i++) {
             if (cairn_strlist_push(out, m->reasons.items[i]) != CAIRN_OK)
                 c->rc = CAIRN_E_NOMEM;
         }
@@ -448,15 +553,22 @@ check(cctx_t *c, const cairn_avro_node_t *r, const cairn_avro_node_t *w, cairn_s
     at = (long)c->nmemo++;
     c->memo[at] = (memo_t){.r = r, .w = w};
     cairn_strlist_init(&c->memo[at].reasons);
-    size_t mark = out->n;
-    ok = calc(c, r, w, out);
+    /* A pair first met in a verdict-only trial still records its reasons
+     * (into a scratch list) when reasons are wanted at all: a later hit
+     * replays them, as they read at this first visit. */
+    cairn_strlist_t scratch;
+    cairn_strlist_init(&scratch);
+    cairn_strlist_t *dst = out ? out : c->want_reasons ? &scratch : NULL;
+    size_t mark = dst ? dst->n : 0;
+    ok = calc(c, r, w, dst);
     memo_t *m = &c->memo[at];
     m->done = true;
     m->ok = ok;
-    for (size_t i = mark; i < out->n && c->rc == CAIRN_OK; i++) {
-        if (cairn_strlist_push(&m->reasons, out->items[i]) != CAIRN_OK)
+    for (size_t i = mark; dst && i < dst->n && c->rc == CAIRN_OK; i++) {
+        if (cairn_strlist_push(&m->reasons, dst->items[i]) != CAIRN_OK)
             c->rc = CAIRN_E_NOMEM;
     }
+    cairn_strlist_release(&scratch);
 out:
     c->depth--;
     return ok;
@@ -466,27 +578,23 @@ cairn_rc_t cairn__avro_can_read(const cairn_avro_node_t *reader,
                                 const cairn_avro_node_t *writer,
                                 cairn_strlist_t *reasons)
 {
-    cctx_t c = {0};
-    cairn_strlist_t local;
-    cairn_strlist_t *out = reasons;
-    if (!out) {
-        cairn_strlist_init(&local);
-        out = &local;
-    }
-    cairn_buf_init(&c.path, 64 * 1024);
-    size_t mark = out->n;
-    bool ok = check(&c, reader, writer, out);
+    cctx_t c = {.want_reasons = reasons != NULL};
+    c.path = c.path_inline;
+    c.path_cap = PATH_INLINE;
+    cairn_buf_init(&c.text, PATH_MAX_BYTES);
+    size_t mark = reasons ? reasons->n : 0;
+    bool ok = check(&c, reader, writer, reasons);
     for (size_t i = 0; i < c.nmemo; i++)
         cairn_strlist_release(&c.memo[i].reasons);
     cairn__free(c.memo);
-    cairn_buf_release(&c.path);
-    if (c.rc != CAIRN_OK) {
+    if (c.path != c.path_inline)
+        cairn__free(c.path);
+    cairn_buf_release(&c.text);
+    if (c.rc != CAIRN_OK && reasons) {
         /* Leave the caller's list as it was. */
-        while (out->n > mark)
-            cairn__free(out->items[--out->n]);
+        while (reasons->n > mark)
+            cairn__free(reasons->items[--reasons->n]);
     }
-    if (out == &local)
-        cairn_strlist_release(&local);
     if (c.rc != CAIRN_OK)
         return c.rc;
     return ok ? CAIRN_OK : CAIRN_E_INCOMPATIBLE;

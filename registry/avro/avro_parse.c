@@ -151,6 +151,7 @@ static void node_free(cairn_avro_node_t *n)
             json_decref(f->props);
     }
     cairn__free(n->fields);
+    cairn__free(n->by_name);
     strv_free(n->symbols, n->nsymbols);
     cairn__free(n->enum_default);
     cairn__free(n->branches);
@@ -202,31 +203,35 @@ static cairn_rc_t nomem(pctx_t *c)
     return cairn__error_set(c->err, CAIRN_E_NOMEM, 0, NULL, "out of memory parsing a schema");
 }
 
-/* Pushes a path segment; returns the length to restore with path_pop. */
-static size_t path_push(pctx_t *c, const char *seg)
-{
-    size_t save = c->path.len;
-    if (cairn_buf_printf(&c->path, "/%s", seg) != CAIRN_OK && c->path.data) {
-        /* A path too long to record only degrades the message. */
-        c->path.len = save;
-        c->path.data[save] = '\0';
-    }
-    return save;
-}
-
-static size_t path_pushi(pctx_t *c, size_t i)
-{
-    char seg[24];
-    snprintf(seg, sizeof seg, "%zu", i);
-    return path_push(c, seg);
-}
-
 static void path_pop(pctx_t *c, size_t save)
 {
     if (c->path.data) {
         c->path.len = save;
         c->path.data[save] = '\0';
     }
+}
+
+/* Pushes a path segment; returns the length to restore with path_pop. Every
+ * field and type of every parse passes here, so no printf. */
+static size_t path_push(pctx_t *c, const char *seg)
+{
+    size_t save = c->path.len;
+    if (cairn_buf_append(&c->path, "/", 1) != CAIRN_OK ||
+        cairn_buf_appends(&c->path, seg) != CAIRN_OK)
+        path_pop(c, save); /* a path too long to record only degrades the message */
+    return save;
+}
+
+static size_t path_pushi(pctx_t *c, size_t i)
+{
+    char seg[24];
+    char *p = seg + sizeof seg;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    return path_push(c, p);
 }
 
 static cairn_avro_node_t *node_new(pctx_t *c, cairn_avro_kind_t kind)
@@ -602,11 +607,39 @@ static cairn_rc_t parse_union(pctx_t *c, json_t *j, const char *ns, const cairn_
     return rc;
 }
 
+/*
+ * The by-name index of a record (avro.h) is kept sorted while the fields are
+ * read, which also finds duplicate names in O(log n) compares a field.
+ * Returns where @p name is, or would be inserted, among the first @p n
+ * entries of @p idx; @p found tells which.
+ */
+static uint32_t name_slot(
+    const cairn_avro_node_t *r, const uint32_t *idx, uint32_t n, const char *name, bool *found)
+{
+    uint32_t lo = 0, hi = n;
+    *found = false;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(name, r->fields[idx[mid]].name);
+        if (d == 0) {
+            *found = true;
+            return mid;
+        }
+        if (d < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 static cairn_rc_t parse_fields(pctx_t *c, json_t *obj, cairn_avro_node_t *r)
 {
     cairn_rc_t rc = CAIRN_OK;
     json_t *fields = json_object_get(obj, "fields");
     char *ns = NULL;
+    uint32_t *idx = NULL; /* by name, over the fields named so far */
+    uint32_t nidx = 0;
     size_t save = path_push(c, "fields");
     if (!json_is_array(fields)) {
         rc = fail(c, "record '%s' has no fields array", r->fullname);
@@ -617,7 +650,8 @@ static cairn_rc_t parse_fields(pctx_t *c, json_t *obj, cairn_avro_node_t *r)
         goto out;
     }
     size_t n = json_array_size(fields);
-    if (n && !(r->fields = cairn__calloc(n, sizeof *r->fields))) {
+    if (n && (!(r->fields = cairn__calloc(n, sizeof *r->fields)) ||
+              !(idx = cairn__calloc(n, sizeof *idx)))) {
         rc = nomem(c);
         goto out;
     }
@@ -638,11 +672,11 @@ static cairn_rc_t parse_fields(pctx_t *c, json_t *obj, cairn_avro_node_t *r)
             rc = fail(c, "invalid field name '%s'", fname);
             goto out;
         }
-        for (uint32_t k = 0; k < r->nfields; k++) {
-            if (strcmp(r->fields[k].name, fname) == 0) {
-                rc = fail(c, "duplicate field '%s' in record '%s'", fname, r->fullname);
-                goto out;
-            }
+        bool dup;
+        uint32_t slot = name_slot(r, idx, nidx, fname, &dup);
+        if (dup) {
+            rc = fail(c, "duplicate field '%s' in record '%s'", fname, r->fullname);
+            goto out;
         }
         json_t *tj = json_object_get(fj, "type");
         if (!tj) {
@@ -656,6 +690,9 @@ static cairn_rc_t parse_fields(pctx_t *c, json_t *obj, cairn_avro_node_t *r)
             rc = nomem(c);
             goto out;
         }
+        memmove(idx + slot + 1, idx + slot, (nidx - slot) * sizeof *idx);
+        idx[slot] = r->nfields - 1;
+        nidx++;
         size_t tsave = path_push(c, "type");
         if ((rc = parse_type(c, tj, ns, &f->type)) != CAIRN_OK)
             goto out;
@@ -716,7 +753,12 @@ static cairn_rc_t parse_fields(pctx_t *c, json_t *obj, cairn_avro_node_t *r)
             json_decref(conv);
         path_pop(c, fsave);
     }
+    if (r->nfields >= CAIRN_AVRO_FIELD_INDEX_MIN) {
+        r->by_name = idx;
+        idx = NULL;
+    }
 out:
+    cairn__free(idx);
     cairn__free(ns);
     if (rc == CAIRN_OK)
         path_pop(c, save);

@@ -36,6 +36,33 @@ typedef struct row {
     "{'name':'next','type':['null','Node'],'default':null}]}"
 
 static const row_t rows[] = {
+    /* records of at least CAIRN_AVRO_FIELD_INDEX_MIN fields: the writer's
+     * fields are found through the by-name index, in any order */
+    {"wide_record_reads_reordered_writer",
+     REC(F("a", "'int'") "," F("b", "'int'") "," F("c", "'int'") "," F("d", "'int'") "," F(
+         "e", "'int'") "," F("f", "'int'") "," F("g", "'int'") "," F("h", "'long'") "," F("i",
+                                                                                          "'int'")),
+     REC(F("i", "'int'") "," F("h", "'int'") "," F("g", "'int'") "," F("f", "'int'") "," F(
+         "e", "'int'") "," F("d", "'int'") "," F("c", "'int'") "," F("b", "'int'") "," F("a",
+                                                                                         "'int'")),
+     true, NULL},
+    {"wide_record_rejects_field_missing_from_reordered_writer",
+     REC(F("a", "'int'") "," F("b", "'int'") "," F("c", "'int'") "," F("d", "'int'") "," F(
+         "e", "'int'") "," F("f", "'int'") "," F("g", "'int'") "," F("h", "'int'") "," F("z",
+                                                                                         "'int'")),
+     REC(F("h", "'int'") "," F("g", "'int'") "," F("f", "'int'") "," F("e", "'int'") "," F(
+         "d", "'int'") "," F("c", "'int'") "," F("b", "'int'") "," F("a", "'int'") "," F("y",
+                                                                                         "'int'")),
+     false, "The field 'z' at path '/fields/8' in the new schema has no default value"},
+    {"wide_record_rejects_type_change_found_by_name",
+     REC(F("a", "'int'") "," F("b", "'int'") "," F("c", "'int'") "," F("d", "'int'") "," F(
+         "e", "'int'") "," F("f", "'int'") "," F("g", "'int'") "," F("h", "'int'") "," F("i",
+                                                                                         "'int'")),
+     REC(F("i", "'int'") "," F("h", "'int'") "," F("g", "'int'") "," F("f", "'int'") "," F(
+         "e", "'int'") "," F("d", "'int'") "," F("c", "'string'") "," F("b",
+                                                                        "'int'") "," F("a",
+                                                                                       "'int'")),
+     false, "writer type: STRING"},
     /* primitives and promotions, both directions */
     {"int_reads_int", "'int'", "'int'", true, NULL},
     {"null_reads_null", "'null'", "'null'", true, NULL},
