@@ -25,17 +25,32 @@ typedef struct cairn__log_backend cairn__log_backend_t;
 struct cairn__log_backend {
     const char *scheme; /* "file", "kafka" */
     /** @param rest the URL after "scheme:" (file: the directory). */
-    cairn_rc_t (*open)(const char *rest, const cairn_log_options_t *opts, void **impl,
+    cairn_rc_t (*open)(const char *rest,
+                       const cairn_log_options_t *opts,
+                       void **impl,
                        cairn_error_t *err);
     void (*close)(void *impl);
-    cairn_rc_t (*append_nowait)(void *impl, const char *stream, int64_t expected_version,
-                                cairn_record_t *records, size_t n, uint64_t *last_version,
-                                uint64_t *ticket, cairn_error_t *err);
+    cairn_rc_t (*append_nowait)(void *impl,
+                                const char *stream,
+                                int64_t expected_version,
+                                cairn_record_t *records,
+                                size_t n,
+                                uint64_t *last_version,
+                                uint64_t *ticket,
+                                cairn_error_t *err);
     cairn_rc_t (*wait_durable)(void *impl, uint64_t ticket, cairn_error_t *err);
-    cairn_rc_t (*replay_partition)(void *impl, int partition, uint64_t from, cairn_record_cb *cb,
-                                   void *opaque, cairn_error_t *err);
-    cairn_rc_t (*read_stream)(void *impl, const char *stream, uint64_t from_version,
-                              cairn_record_cb *cb, void *opaque, cairn_error_t *err);
+    cairn_rc_t (*replay_partition)(void *impl,
+                                   int partition,
+                                   uint64_t from,
+                                   cairn_record_cb *cb,
+                                   void *opaque,
+                                   cairn_error_t *err);
+    cairn_rc_t (*read_stream)(void *impl,
+                              const char *stream,
+                              uint64_t from_version,
+                              cairn_record_cb *cb,
+                              void *opaque,
+                              cairn_error_t *err);
     uint64_t (*stream_version)(void *impl, const char *stream);
     int (*partition_count)(void *impl);
     int (*partition_of)(void *impl, const char *stream);
@@ -43,8 +58,13 @@ struct cairn__log_backend {
     uint64_t (*end)(void *impl, int partition);
 
     cairn_rc_t (*tail_open)(void *impl, const char *checkpoint, void **tail, cairn_error_t *err);
-    cairn_rc_t (*tail_poll)(void *tail, int timeout_ms, size_t max_records, cairn_record_cb *cb,
-                            void *opaque, size_t *delivered, cairn_error_t *err);
+    cairn_rc_t (*tail_poll)(void *tail,
+                            int timeout_ms,
+                            size_t max_records,
+                            cairn_record_cb *cb,
+                            void *opaque,
+                            size_t *delivered,
+                            cairn_error_t *err);
     cairn_rc_t (*tail_checkpoint)(void *tail, char *buf, size_t size, cairn_error_t *err);
     void (*tail_close)(void *tail);
 };

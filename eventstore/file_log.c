@@ -738,9 +738,9 @@ static cairn_rc_t take_lock(file_log_t *log, cairn_error_t *err)
 }
 
 static cairn_rc_t file_open_dir(const char *url,
-                          const cairn_log_options_t *opts,
-                          file_log_t **out,
-                          cairn_error_t *err)
+                                const cairn_log_options_t *opts,
+                                file_log_t **out,
+                                cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     file_log_t *log = NULL;
@@ -852,13 +852,13 @@ static void file_close_log(file_log_t *log)
 /* ---- appends ------------------------------------------------------------ */
 
 static cairn_rc_t file_append_nowait_log(file_log_t *log,
-                                   const char *stream,
-                                   int64_t expected_version,
-                                   cairn_record_t *records,
-                                   size_t n,
-                                   uint64_t *last_version,
-                                   uint64_t *ticket,
-                                   cairn_error_t *err)
+                                         const char *stream,
+                                         int64_t expected_version,
+                                         cairn_record_t *records,
+                                         size_t n,
+                                         uint64_t *last_version,
+                                         uint64_t *ticket,
+                                         cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     size_t total = 0, slen;
@@ -1126,11 +1126,11 @@ out:
 }
 
 static cairn_rc_t file_read_stream_log(file_log_t *log,
-                                 const char *stream,
-                                 uint64_t from_version,
-                                 cairn_record_cb *cb,
-                                 void *opaque,
-                                 cairn_error_t *err)
+                                       const char *stream,
+                                       uint64_t from_version,
+                                       cairn_record_cb *cb,
+                                       void *opaque,
+                                       cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
     struct reader r;
@@ -1325,7 +1325,8 @@ static int before(const struct timespec *a, const struct timespec *b)
  * fdatasync; a read-only opener in another process cannot be signalled, so
  * it re-reads the published marker every TAIL_POLL_MS.
  */
-static cairn_rc_t tail_wait(struct file_tail *t, int timeout_ms, uint64_t *start, cairn_error_t *err)
+static cairn_rc_t
+tail_wait(struct file_tail *t, int timeout_ms, uint64_t *start, cairn_error_t *err)
 {
     file_log_t *log = t->log;
     struct timespec deadline, now;
@@ -1438,8 +1439,8 @@ static cairn_rc_t file_append_nowait(void *impl,
                                      uint64_t *ticket,
                                      cairn_error_t *err)
 {
-    cairn_rc_t rc = file_append_nowait_log(impl, stream, expected_version, records, n,
-                                           last_version, ticket, err);
+    cairn_rc_t rc = file_append_nowait_log(impl, stream, expected_version, records, n, last_version,
+                                           ticket, err);
     if (rc == CAIRN_OK)
         for (size_t i = 0; i < n; i++)
             records[i].partition = 0;

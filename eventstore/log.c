@@ -140,8 +140,8 @@ cairn_rc_t cairn_log_open(const char *url,
         if (!strncmp(rest, "//", 2))
             rest += 2;
         if (!*rest)
-            return cairn__error_set(err, CAIRN_E_INVALID, 0, url,
-                                    "log url '%s' names no directory", url);
+            return cairn__error_set(err, CAIRN_E_INVALID, 0, url, "log url '%s' names no directory",
+                                    url);
     } else if (!strcmp(scheme, "kafka")) {
         if ((rc = check_kafka_url(url, rest, err)) != CAIRN_OK)
             return rc;
@@ -220,9 +220,10 @@ static cairn_rc_t check_append(cairn_log_t *log,
             total += strlen(hd->name) + hd->value_len;
         }
         if (over || total > log->max_record_bytes)
-            return cairn__error_set(err, CAIRN_E_INVALID, 0, stream,
-                                    "record %zu of stream '%s' is larger than max_record_bytes (%zu)",
-                                    i, stream, log->max_record_bytes);
+            return cairn__error_set(
+                err, CAIRN_E_INVALID, 0, stream,
+                "record %zu of stream '%s' is larger than max_record_bytes (%zu)", i, stream,
+                log->max_record_bytes);
     }
     return CAIRN_OK;
 }

@@ -169,8 +169,11 @@ CAIRN_API uint64_t cairn_log_partition_end(cairn_log_t *log, int partition);
  * @brief Like cairn_log_replay, for one partition from offset @p from.
  * @returns CAIRN_DONE, CAIRN_AGAIN or an error.
  */
-CAIRN_API cairn_rc_t cairn_log_replay_partition(cairn_log_t *log, int partition, uint64_t from,
-                                                cairn_record_cb *cb, void *opaque,
+CAIRN_API cairn_rc_t cairn_log_replay_partition(cairn_log_t *log,
+                                                int partition,
+                                                uint64_t from,
+                                                cairn_record_cb *cb,
+                                                void *opaque,
                                                 cairn_error_t *err);
 
 /* ---- tailing ------------------------------------------------------------ */
@@ -193,7 +196,9 @@ typedef struct cairn_tail cairn_tail_t;
  * @returns CAIRN_OK or CAIRN_E_INVALID for a checkpoint of another backend
  *          or a malformed one.
  */
-CAIRN_API cairn_rc_t cairn_tail_open(cairn_log_t *log, const char *checkpoint, cairn_tail_t **out,
+CAIRN_API cairn_rc_t cairn_tail_open(cairn_log_t *log,
+                                     const char *checkpoint,
+                                     cairn_tail_t **out,
                                      cairn_error_t *err);
 /**
  * @brief Delivers up to @p max_records records to @p cb, waiting up to
@@ -204,14 +209,20 @@ CAIRN_API cairn_rc_t cairn_tail_open(cairn_log_t *log, const char *checkpoint, c
  *          delivered again), or an error.
  * Thread: the thread that polls; callbacks run inside this call.
  */
-CAIRN_API cairn_rc_t cairn_tail_poll(cairn_tail_t *tail, int timeout_ms, size_t max_records,
-                                     cairn_record_cb *cb, void *opaque, size_t *delivered,
+CAIRN_API cairn_rc_t cairn_tail_poll(cairn_tail_t *tail,
+                                     int timeout_ms,
+                                     size_t max_records,
+                                     cairn_record_cb *cb,
+                                     void *opaque,
+                                     size_t *delivered,
                                      cairn_error_t *err);
 /**
  * @brief The checkpoint just past the last record delivered (and accepted by
  * the callback), written into @p buf (CAIRN_CHECKPOINT_MAX bytes suffice).
  */
-CAIRN_API cairn_rc_t cairn_tail_checkpoint(cairn_tail_t *tail, char *buf, size_t size,
+CAIRN_API cairn_rc_t cairn_tail_checkpoint(cairn_tail_t *tail,
+                                           char *buf,
+                                           size_t size,
                                            cairn_error_t *err);
 /** @brief Closes a tail. Accepts NULL. */
 CAIRN_API void cairn_tail_close(cairn_tail_t *tail);
