@@ -10,7 +10,7 @@ PACKAGES=(
   libmicrohttpd-dev libjansson-dev libavro-dev libprotobuf-c-dev protobuf-c-compiler
   libprotobuf-dev protobuf-compiler librdkafka-dev libhiredis-dev libpq-dev
   libcurl4-openssl-dev libcmocka-dev
-  postgresql redis-server redis-tools kcat wrk nginx-light curl
+  postgresql redis-server redis-tools kcat wrk nginx-light curl jq
   python3 python3-confluent-kafka python3-requests
 )
 
