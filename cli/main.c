@@ -18,6 +18,7 @@ struct command {
 static const struct command commands[] = {
     {"registry", cmd_registry, "run the schema registry (serve)"},
     {"schema", cmd_schema, "check, register and get schemas (what CI jobs run)"},
+    {"events", cmd_events, "append, read, tail and copy records of an event log"},
 };
 
 static void usage(FILE *out)

@@ -67,6 +67,16 @@ struct cairn__log_backend {
                             cairn_error_t *err);
     cairn_rc_t (*tail_checkpoint)(void *tail, char *buf, size_t size, cairn_error_t *err);
     void (*tail_close)(void *tail);
+
+    /**
+     * Optional (NULL: the dispatcher calls wait_durable): wait_durable that
+     * also sets records[i].position for the @p n records of the append, for
+     * backends that learn positions only once the records are durable (Kafka
+     * reads its offsets back). cairn_log_append, whose records are alive
+     * across both halves, calls it; added by the kafka backend (issue 3).
+     */
+    cairn_rc_t (*wait_append)(
+        void *impl, uint64_t ticket, cairn_record_t *records, size_t n, cairn_error_t *err);
 };
 
 struct cairn_log {

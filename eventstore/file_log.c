@@ -902,10 +902,16 @@ static cairn_rc_t file_append_nowait_log(file_log_t *log,
     uint64_t cur = s ? s->n : 0;
     if (expected_version != CAIRN_EXPECT_ANY &&
         cur != (expected_version == CAIRN_EXPECT_NO_STREAM ? 0 : (uint64_t)expected_version)) {
-        rc = cairn__error_setc(err, CAIRN_E_CONFLICT_VERSION, cur > INT_MAX ? INT_MAX : (int)cur,
-                               CAIRN_ERR_CONFLICT, stream,
-                               "stream '%s' is at version %" PRIu64 ", expected %" PRId64, stream,
-                               cur, expected_version);
+        if (expected_version == CAIRN_EXPECT_NO_STREAM)
+            rc = cairn__error_setc(err, CAIRN_E_CONFLICT_VERSION,
+                                   cur > INT_MAX ? INT_MAX : (int)cur, CAIRN_ERR_CONFLICT, stream,
+                                   "stream '%s' is at version %" PRIu64 ", expected no stream",
+                                   stream, cur);
+        else
+            rc = cairn__error_setc(err, CAIRN_E_CONFLICT_VERSION,
+                                   cur > INT_MAX ? INT_MAX : (int)cur, CAIRN_ERR_CONFLICT, stream,
+                                   "stream '%s' is at version %" PRIu64 ", expected %" PRId64,
+                                   stream, cur, expected_version);
         goto out;
     }
     if (total > log->wcap) {

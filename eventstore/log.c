@@ -23,7 +23,6 @@
  * partition's offset, so "from position P" means something only for one
  * partition (cairn_log_replay_partition).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -33,20 +32,32 @@
 #define DEFAULT_MAX_RECORD (8u * 1024u * 1024u)
 #define SCHEME_MAX         16
 
-/* The Kafka table is defined by eventstore/kafka/ when it is built in; until
- * then the reference is weak and "kafka:" URLs are refused as unsupported. */
-extern const cairn__log_backend_t cairn__kafka_backend __attribute__((weak));
+/*
+ * The Kafka table lives in eventstore/kafka/kafka_backend.c, which CMake's
+ * glob builds into the same library whenever the file exists. A reference to
+ * it must be strong (a weak one would not pull it out of the static
+ * archive), so it is compiled in only when that file is there: a tree
+ * without it still builds, and refuses "kafka:" URLs.
+ */
+#if defined(__has_include)
+#if __has_include("kafka/kafka_backend.c")
+#define HAVE_KAFKA_BACKEND 1
+#endif
+#endif
+
+static const cairn__log_backend_t *kafka_backend(void)
+{
+#ifdef HAVE_KAFKA_BACKEND
+    return &cairn__kafka_backend;
+#else
+    return NULL;
+#endif
+}
 
 struct cairn_tail {
     const cairn__log_backend_t *backend;
     void *impl;
 };
-
-static const cairn__log_backend_t *kafka_backend(void)
-{
-    const cairn__log_backend_t *k = &cairn__kafka_backend;
-    return k;
-}
 
 /* The scheme of @p url into @p buf; 0 when the url has none (a plain path). */
 static int url_scheme(const char *url, char *buf, size_t size, const char **rest)
@@ -60,11 +71,13 @@ static int url_scheme(const char *url, char *buf, size_t size, const char **rest
               c == '+' || c == '-' || c == '.'))
             return 0;
     }
-    if (url[i] != ':' || i >= size)
+    if (url[i] != ':')
         return 0;
-    for (size_t k = 0; k < i; k++)
+    /* A longer scheme than any we know is kept truncated: still unknown. */
+    size_t len = i < size ? i : size - 1;
+    for (size_t k = 0; k < len; k++)
         buf[k] = (char)(url[k] >= 'A' && url[k] <= 'Z' ? url[k] - 'A' + 'a' : url[k]);
-    buf[i] = '\0';
+    buf[len] = '\0';
     *rest = url + i + 1;
     return 1;
 }
@@ -264,6 +277,9 @@ cairn_rc_t cairn_log_append(cairn_log_t *log,
                                             &ticket, err);
     if (rc != CAIRN_OK)
         return rc;
+    /* A backend that learns positions only once durable (Kafka) fills them here. */
+    if (log->backend->wait_append)
+        return log->backend->wait_append(log->impl, ticket, records, n, err);
     return log->backend->wait_durable(log->impl, ticket, err);
 }
 

@@ -8,7 +8,7 @@
 #      (the event store against the Kafka mock-cluster process), acceptance
 #      (REST against a started server), clients (Confluent's Python client,
 #      @kafkajs/confluent-schema-registry on Node), crash (SIGKILL).
-#   3. a smoke run of the benchmark scripts (bench/registry/run.sh --smoke).
+#   3. a smoke run of the benchmark scripts (bench/*/run.sh --smoke).
 #   4. the format check (clang-format 14, .clang-format).
 # Set CAIRN_TEST_QUICK=1 to run only the sanitizer build.
 set -euo pipefail
@@ -33,9 +33,12 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd "$top/build-ci-asan" && ctest -L 'unit|integration|acceptance|clients|crash' --output-on-failure -j "$jobs") \
   || status=1
 
-echo "== benchmark smoke run (bench/registry/run.sh --smoke: the scripts work; no timing is judged)"
+echo "== benchmark smoke runs (bench/*/run.sh --smoke: the scripts work; no timing is judged)"
 CAIRN_BIN="$top/build-ci-asan/cli/cairn" bash "$top/bench/registry/run.sh" --smoke > "$top/build-ci-asan/bench-smoke.log" 2>&1 \
   || { tail -n 30 "$top/build-ci-asan/bench-smoke.log"; echo "bench smoke run failed"; status=1; }
+CAIRN_BUILD_DIR="$top/build-ci-asan" bash "$top/bench/eventstore/run.sh" --smoke \
+  > "$top/build-ci-asan/bench-eventstore-smoke.log" 2>&1 \
+  || { tail -n 30 "$top/build-ci-asan/bench-eventstore-smoke.log"; echo "event store bench smoke run failed"; status=1; }
 
 echo "== format check (clang-format)"
 if ! git ls-files -- '*.c' '*.h' | xargs clang-format --dry-run -Werror; then

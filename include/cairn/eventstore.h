@@ -2,13 +2,21 @@
 /*
  * eventstore.h - Cairn's record log: one record model, backends chosen by URL.
  *
- * This first cut has the embedded file backend (`file:DIR`, or a bare
- * directory path); the Kafka backend joins behind the same functions.
+ * URLs: "file:DIR" (or "file://DIR", or a plain path without a scheme) is the
+ * embedded file backend; "kafka:HOST:PORT[,HOST:PORT...]?topic=T[&k=v...]"
+ * is Kafka. Unknown schemes and malformed URLs are CAIRN_E_INVALID.
  *
  * Record model: a record belongs to a stream (its key), carries an opaque
  * value, headers (name -> bytes), the stream version it has within its stream
- * (1, 2, 3, ...), its position in the log (for the file backend a byte offset
- * of the frame, strictly increasing) and a timestamp in ms since the epoch.
+ * (1, 2, 3, ...), its partition (the file backend has one, 0; Kafka picks it
+ * by murmur2 of the stream id), its position in that partition (for the file
+ * backend a byte offset of the frame, for Kafka the offset; strictly
+ * increasing within a partition) and a timestamp in ms since the epoch.
+ *
+ * Bad input, refused with CAIRN_E_INVALID before anything is written, alike
+ * on every backend: an empty or NULL stream id, one over 65535 bytes, an
+ * empty batch, a header without a name, a record (stream id + value +
+ * headers) over max_record_bytes.
  *
  * Threading: a cairn_log_t may be used from many threads at once. Appends are
  * serialised internally and share one fdatasync (group commit): each append
@@ -63,12 +71,14 @@ typedef struct cairn_log_options {
 
 /**
  * @brief Opens (creating when absent, unless read_only) the log at @p url.
- * Recovery runs here: a torn or corrupt tail after the last durable frame is
- * cut and reported in the log at WARNING.
+ * File backend: recovery runs here: a torn or corrupt tail after the last
+ * durable frame is cut and reported in the log at WARNING.
  * @param opts may be NULL for the defaults.
- * @returns CAIRN_OK; CAIRN_E_CONFLICT_LOCKED when another process holds the
- *          directory for writing; CAIRN_E_CORRUPT when a bad frame sits
- *          before the last durable offset; CAIRN_E_IO.
+ * @returns CAIRN_OK; CAIRN_E_INVALID for an unknown scheme or a malformed
+ *          URL; CAIRN_E_CONFLICT_LOCKED when another process holds the
+ *          directory for writing (file); CAIRN_E_NOT_FOUND for a read-only
+ *          open of a missing directory; CAIRN_E_CORRUPT when a bad frame
+ *          sits before the last durable offset; CAIRN_E_IO.
  */
 CAIRN_API cairn_rc_t cairn_log_open(const char *url,
                                     const cairn_log_options_t *opts,
@@ -130,7 +140,9 @@ typedef int(cairn_record_cb)(void *opaque, const cairn_record_t *record);
 
 /**
  * @brief Calls @p cb for every durable record from @p from_position (0 is
- * the start) in log order.
+ * the start) in log order. On a log of several partitions they are replayed
+ * one after the other (0 first), and only from the start: @p from_position
+ * must be 0 there (else CAIRN_E_INVALID; see cairn_log_replay_partition).
  * @returns CAIRN_DONE at the end of the log, CAIRN_AGAIN when @p cb stopped
  *          the replay, or an error (CAIRN_E_CORRUPT, CAIRN_E_IO).
  */
@@ -154,7 +166,9 @@ CAIRN_API cairn_rc_t cairn_log_read_stream(cairn_log_t *log,
 /** @brief Current version of @p stream (0 when it has no records). */
 CAIRN_API uint64_t cairn_log_stream_version(cairn_log_t *log, const char *stream);
 
-/** @brief The position just past the last durable record. */
+/** @brief The position just past the last durable record (several
+ * partitions: the sum of cairn_log_partition_end over them, a measure of
+ * progress only). */
 CAIRN_API uint64_t cairn_log_end(cairn_log_t *log);
 
 /* ---- partitions (the file backend has one, partition 0) ---------------- */
@@ -182,7 +196,11 @@ CAIRN_API cairn_rc_t cairn_log_replay_partition(cairn_log_t *log,
  * A subscription that delivers records in log order (per partition) from a
  * checkpoint and keeps going as new ones arrive. It delivers only from the
  * caller's cairn_tail_poll, at most max_records per call, so the consumer's
- * pace bounds memory (backpressure).
+ * pace bounds memory (backpressure). It delivers durable records only; on
+ * the file backend a poll in the writer's process is woken by the group
+ * commit, one in a read-only opener re-reads the durable marker every 5 ms.
+ * Checkpoints: "file:<position>" or "kafka:<p>=<offset>@<epoch>,...".
+ * A tail is used by one thread at a time and must be closed before its log.
  */
 typedef struct cairn_tail cairn_tail_t;
 
