@@ -553,8 +553,8 @@ static int events_tail(int argc, char **argv)
 /* Headers the Kafka backend writes for itself: never copied as user headers. */
 static int backend_header(const char *name)
 {
-    static const char *const own[] = {"cairn.epoch", "cairn.append", "cairn.index",
-                                      "cairn.count", "cairn.claim",  "cairn.meta"};
+    /* The names the Kafka backend reserves for its own bookkeeping. */
+    static const char *const own[] = {"cairn", "cairn.append", "cairn.claim", "cairn.meta"};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (!strcmp(name, own[i]))
             return 1;

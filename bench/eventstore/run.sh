@@ -159,7 +159,7 @@ if [ "$kafka" = 1 ]; then
     rat=$(ratio "$piped" "$plain")
     wm=$(grep '^name=eventstore.kafka.watermarks ' "$results" | sed -n 's/.* ok=\([a-z]*\).*/\1/p')
     echo "name=eventstore.kafka.plain events=$kafka_events events_per_s=$plain rounds=$(all eventstore.kafka.plain events_per_s)"
-    echo "name=eventstore.kafka.plain_headers events=$kafka_events events_per_s=$plainh rounds=$(all eventstore.kafka.plain_headers events_per_s) note=with_cairn's_6_headers"
+    echo "name=eventstore.kafka.plain_headers events=$kafka_events events_per_s=$plainh rounds=$(all eventstore.kafka.plain_headers events_per_s) note=with_cairn's_event_header"
     echo "name=eventstore.kafka.pipelined threads=$threads window=$window events=$kafka_events events_per_s=$piped rounds=$(all eventstore.kafka.pipelined events_per_s) ratio=$rat ratio_vs_headers=$(ratio "$piped" "$plainh") target=0.4 met=$(ge "$rat" 0.4)"
     echo "name=eventstore.kafka.single p50_us=$(med eventstore.kafka.single p50_us) p99_us=$p99 rounds=$(all eventstore.kafka.single p99_us) target_p99_us=10000 met=$(lt "$p99" 10000)"
     echo "name=eventstore.kafka.watermarks low_all_zero=${wm:-unknown}"

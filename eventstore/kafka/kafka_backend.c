@@ -13,10 +13,11 @@
  *   claiming, the process reads p up to its high watermark (learning the
  *   epoch in force and every stream's version: the index); it then reads on
  *   up to its own claim and owns p iff the reader rule found it valid.
- * - Every event carries headers cairn.version, cairn.epoch, cairn.append
- *   (the append's 16-byte id in hex: the writer's random id + a counter),
- *   cairn.index, cairn.count and cairn.time, after the user's headers. The
- *   key is the stream id; we produce to the partition murmur2 picks
+ * - Every event carries one binary header "cairn" after the user's headers:
+ *   its stream version, its writer's epoch, its append id (16 bytes: the
+ *   writer's random id + a counter), its index and count within the append
+ *   and its time (the 49-byte layout is in kafka_int.h). The key is the
+ *   stream id; we produce to the partition murmur2 picks
  *   (murmur2.c), which is what librdkafka's murmur2_random and Java pick.
  * - Which records count is decided by the reader rule (reader_rule.c), the
  *   same for every reader of this file: replays, stream reads, tails and the
@@ -41,8 +42,11 @@
  * partition EOF events tell when it has caught up), serves the producer's
  * delivery reports, applies the rule and keeps, per followed partition, the
  * epoch in force, the index stream -> (version, offsets) and the state of
- * each in-flight append. `mu` guards all of it; appenders and waiters sleep
- * on `cond`, which the tailer broadcasts after each batch of messages.
+ * each in-flight append. `mu` guards all of it. The tailer parses a batch's
+ * headers before taking `mu`; a thread waiting for its append sleeps on a
+ * waiter slot of its own, which the tailer signals after releasing `mu` and
+ * only when that append ended; claims and catch-ups wait on `cond`, which it
+ * broadcasts after each batch of messages.
  * Synchronous reads (replay, a stream read) and public tails use their own
  * short-lived consumer handle, so a callback may call back into the log.
  *
@@ -317,8 +321,9 @@ struct krec {
     size_t user_headers; /* the leading headers that are the user's */
 };
 
-static const char *const reserved_headers[] = {"cairn.version", "cairn.epoch", "cairn.append",
-                                               "cairn.index",   "cairn.count", "cairn.claim",
+/* Header names of ours that a user header may not take: the event header
+ * ("cairn", the layout in kafka_int.h) and the control records' ones. */
+static const char *const reserved_headers[] = {CAIRN__RR_HEADER, "cairn.claim", "cairn.append",
                                                "cairn.meta"};
 
 static int is_reserved(const char *name)
@@ -329,42 +334,41 @@ static int is_reserved(const char *name)
     return 0;
 }
 
-/* Parses our headers of @p m into @p r (kind FOREIGN when they are absent or bad). */
+/*
+ * Parses our headers of @p m into @p r (kind FOREIGN when they are absent or
+ * bad). An event has one "cairn" header, after the user's; a claim has
+ * cairn.claim (its epoch in decimal) and cairn.append (its id in hex); the
+ * metadata record has cairn.meta.
+ */
 static void parse_record(rd_kafka_message_t *m, struct krec *r)
 {
     rd_kafka_headers_t *hdrs = NULL;
     const char *name;
     const void *val;
     size_t size;
-    uint64_t version = 0, epoch = 0, index = 0, count = 0, claim = 0, t = 0;
-    int have = 0; /* bits: version, epoch, append, index, count, claim, meta */
+    uint64_t claim = 0;
+    struct cairn__rr_event ev;
+    int have = 0; /* bits: event, claim, append id, meta */
     size_t first_ours = (size_t)-1, n = 0;
 
     memset(r, 0, sizeof(*r));
     r->msg = m;
     r->meta.kind = CAIRN__RR_KIND_FOREIGN;
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
-        return;
+        goto out;
     for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++) {
         int bit = -1;
         n = i + 1;
-        if (strcmp(name, "cairn.version") == 0 && parse_u64(val, size, &version) == 0)
+        if (strncmp(name, "cairn", 5) != 0)
+            continue;
+        if (name[5] == '\0' && !(have & 1) && cairn__rr_header_decode(val, size, &ev) == 0)
             bit = 0;
-        else if (strcmp(name, "cairn.epoch") == 0 && parse_u64(val, size, &epoch) == 0)
+        else if (strcmp(name, "cairn.claim") == 0 && parse_u64(val, size, &claim) == 0)
             bit = 1;
         else if (strcmp(name, "cairn.append") == 0 && hex_decode(val, size, r->meta.append) == 0)
             bit = 2;
-        else if (strcmp(name, "cairn.index") == 0 && parse_u64(val, size, &index) == 0)
-            bit = 3;
-        else if (strcmp(name, "cairn.count") == 0 && parse_u64(val, size, &count) == 0)
-            bit = 4;
-        else if (strcmp(name, "cairn.claim") == 0 && parse_u64(val, size, &claim) == 0)
-            bit = 5;
         else if (strcmp(name, "cairn.meta") == 0)
-            bit = 6;
-        else if (strcmp(name, "cairn.time") == 0 && first_ours != (size_t)-1 &&
-                 parse_u64(val, size, &t) == 0)
-            r->has_our_time = 1;
+            bit = 3;
         if (bit >= 0) {
             have |= 1 << bit;
             if (first_ours == (size_t)-1)
@@ -372,20 +376,24 @@ static void parse_record(rd_kafka_message_t *m, struct krec *r)
         }
     }
     r->user_headers = first_ours == (size_t)-1 ? n : first_ours;
-    if (have & (1 << 6)) {
+    if (have & (1 << 3)) {
         r->meta.kind = CAIRN__RR_KIND_META;
-    } else if ((have & (1 << 5)) && claim <= INT64_MAX) {
+    } else if ((have & (1 << 1)) && claim <= INT64_MAX) {
         r->meta.kind = CAIRN__RR_KIND_CLAIM;
         r->meta.epoch = (int64_t)claim;
-    } else if ((have & 0x1f) == 0x1f && epoch <= INT64_MAX && index <= UINT32_MAX &&
-               count <= UINT32_MAX && version > 0 && m->key && m->key_len > 0) {
+    } else if ((have & 1) && m->key && m->key_len > 0) {
         r->meta.kind = CAIRN__RR_KIND_EVENT;
-        r->meta.epoch = (int64_t)epoch;
-        r->meta.index = (uint32_t)index;
-        r->meta.count = (uint32_t)count;
-        r->version = version;
+        r->meta.epoch = ev.epoch;
+        memcpy(r->meta.append, ev.append, CAIRN__RR_ID_LEN);
+        r->meta.index = ev.index;
+        r->meta.count = ev.count;
+        r->version = ev.version;
+        r->time_ms = ev.time_ms;
+        r->has_our_time = 1;
+        return;
     }
-    r->time_ms = r->has_our_time ? (int64_t)t : rd_kafka_message_timestamp(m, NULL);
+out:
+    r->time_ms = rd_kafka_message_timestamp(m, NULL);
 }
 
 /*
@@ -449,11 +457,14 @@ struct kappend {
     enum append_state state;
     int64_t first_off; /* offset of its first record, once accepted */
     cairn_error_t fail;
+    unsigned wslot;               /* 1 + the waiter slot of the thread waiting for it, 0: none */
+    uint64_t *wakes;              /* with wslot: the log's wake_mask */
     struct kappend *next_in_part; /* in-flight queue of the partition, in produce order */
     struct kappend *hnext;        /* ticket hash chain */
 };
 
 #define TICKET_BUCKETS 4096
+#define WSLOTS         64 /* bits of a uint64_t */
 
 enum part_state { P_NONE, P_CLAIMING, P_OWNED };
 
@@ -469,7 +480,8 @@ struct kpart {
     struct cairn__rr rr;
     struct hrec *held; /* records of the append the rule holds */
     size_t held_n, held_cap;
-    char *held_stream;
+    char *held_stream; /* the held append's stream (a buffer kept across appends) */
+    size_t held_stream_cap;
     int64_t accepted_end; /* offset just past the last accepted record */
     int64_t end_epoch;    /* epoch in force at accepted_end */
     enum part_state state;
@@ -481,6 +493,8 @@ struct kpart {
     uint64_t claim_writer; /* writer id of the valid claim in force */
     cairn_error_t fault;   /* a read error of the tailer (data loss) */
     struct kindex idx;
+    struct cairn__ksnap_stats snap; /* index snapshots (index_snapshot.c) */
+    int snap_busy;                  /* a snapshot of it is being written */
     struct kappend *q_head, *q_tail;
 };
 
@@ -501,10 +515,21 @@ struct klog {
     int msg_timeout_ms;
     int ack_timeout_ms;
     int64_t hold_ms; /* cairn.claim.hold.ms: how long another writer's claim is left alone */
+    /* cairn.snapshot.dir: where index snapshots live (NULL: none);
+     * cairn.snapshot.every: records read between two snapshots */
+    char *snap_dir;
+    uint64_t snap_every;
     uint64_t writer_id;
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
+    /* Waiter slots: a thread waiting for its append sleeps on its own slot's
+     * condition (not on `cond`), which the tailer signals after it releases
+     * mu, only for the appends it ended (bits of wake_mask). Slots live as
+     * long as the log, so a late signal only wakes a later user spuriously. */
+    pthread_cond_t wslot[WSLOTS];
+    uint64_t wslot_used; /* bit i: slot i is taken */
+    uint64_t wake_mask;  /* bit i: signal slot i once mu is released */
     rd_kafka_t *producer;
     rd_kafka_topic_t *prkt;
     rd_kafka_t *consumer; /* the tailer's */
@@ -595,6 +620,23 @@ static cairn_rc_t parse_url(struct klog *k, const char *rest, cairn_error_t *err
                 rc = cairn__error_set(err, CAIRN_E_INVALID, 0, rest,
                                       "kafka url: bad cairn.claim.hold.ms '%s'", value);
             k->hold_ms = v;
+            cairn__free(name);
+            cairn__free(value);
+            if (rc)
+                return rc;
+        } else if (strcmp(name, "cairn.snapshot.dir") == 0) {
+            cairn__free(k->snap_dir);
+            k->snap_dir = *value ? value : NULL;
+            if (!*value)
+                cairn__free(value);
+            cairn__free(name);
+        } else if (strcmp(name, "cairn.snapshot.every") == 0) {
+            char *end = NULL;
+            unsigned long long v = strtoull(value, &end, 10);
+            if (!*value || *end || v < 1 || *value == '-')
+                rc = cairn__error_set(err, CAIRN_E_INVALID, 0, rest,
+                                      "kafka url: bad cairn.snapshot.every '%s'", value);
+            k->snap_every = v;
             cairn__free(name);
             cairn__free(value);
             if (rc)
@@ -804,6 +846,8 @@ static void
 append_end(struct kpart *P, struct kappend *a, cairn_rc_t rc, unsigned flags, const char *fmt, ...)
 {
     queue_remove(P, a);
+    if (a->wslot) /* woken by the tailer after it releases mu (wake_slots) */
+        *a->wakes |= (uint64_t)1 << (a->wslot - 1);
     if (rc == CAIRN_OK) {
         a->state = A_DONE;
         return;
@@ -831,8 +875,6 @@ static void reset_written(struct kpart *P)
 static void held_clear(struct kpart *P)
 {
     P->held_n = 0;
-    cairn__free(P->held_stream);
-    P->held_stream = NULL;
 }
 
 static int held_push(struct kpart *P, int64_t off, uint64_t version, const rd_kafka_message_t *m)
@@ -845,8 +887,18 @@ static int held_push(struct kpart *P, int64_t off, uint64_t version, const rd_ka
         P->held = n;
         P->held_cap = ncap;
     }
-    if (P->held_n == 0 && !(P->held_stream = cairn__strndup(m->key, m->key_len)))
-        return -1;
+    if (P->held_n == 0) {
+        if (m->key_len >= P->held_stream_cap) {
+            char *ns = cairn__realloc(P->held_stream, m->key_len + 1);
+            if (!ns)
+                return -1;
+            P->held_stream = ns;
+            P->held_stream_cap = m->key_len + 1;
+        }
+        if (m->key_len)
+            memcpy(P->held_stream, m->key, m->key_len);
+        P->held_stream[m->key_len] = '\0';
+    }
     P->held[P->held_n].off = off;
     P->held[P->held_n].version = version;
     P->held_n++;
@@ -922,9 +974,12 @@ fail_queue(struct kpart *P, int64_t below_epoch, cairn_rc_t rc, unsigned flags, 
     }
 }
 
-static void tailer_record(struct klog *k, struct kpart *P, rd_kafka_message_t *m)
+/* Applies the rule to message @p m (parsed into @p r by parse_record, outside
+ * mu) of partition @p P. Locks: mu held. */
+static void
+tailer_record(struct klog *k, struct kpart *P, rd_kafka_message_t *m, const struct krec *pr)
 {
-    struct krec r;
+    const struct krec r = *pr;
     size_t dropped = 0;
     char text[128];
 
@@ -944,7 +999,6 @@ static void tailer_record(struct klog *k, struct kpart *P, rd_kafka_message_t *m
     if (m->offset < P->next)
         return;
     P->next = m->offset + 1;
-    parse_record(m, &r);
     enum cairn__rr_verdict v = cairn__rr_feed(&P->rr, &r.meta, &dropped);
     if (cairn__log_enabled(CAIRN_LOG_DEBUG))
         cairn__log(CAIRN_LOG_DEBUG, "kafka",
@@ -1071,10 +1125,22 @@ static void retention_answer(struct klog *k, rd_kafka_event_t *ev)
 
 static cairn_rc_t recreate_producer(struct klog *k, cairn_error_t *err);
 
+/* Signals the waiter slots of @p mask. Locks: mu not held (the woken
+ * threads would only block on it). */
+static void wake_slots(struct klog *k, uint64_t mask)
+{
+    for (unsigned i = 0; mask; i++, mask >>= 1)
+        if (mask & 1)
+            pthread_cond_signal(&k->wslot[i]);
+}
+
+#define TAIL_BATCH 256 /* messages the tailer takes from its queue at once */
+
 static void *tailer_main(void *arg)
 {
     struct klog *k = arg;
-    rd_kafka_message_t *msgs[256];
+    rd_kafka_message_t *msgs[TAIL_BATCH];
+    struct krec recs[TAIL_BATCH]; /* ~22 KiB of this thread's stack */
 
     for (;;) {
         pthread_mutex_lock(&k->mu);
@@ -1100,16 +1166,23 @@ static void *tailer_main(void *arg)
         msgs[0] = rd_kafka_consume_queue(k->queue, 5);
         if (!msgs[0])
             continue;
-        ssize_t n = rd_kafka_consume_batch_queue(k->queue, 0, msgs + 1, 255);
+        ssize_t n = rd_kafka_consume_batch_queue(k->queue, 0, msgs + 1, TAIL_BATCH - 1);
         n = n < 0 ? 1 : n + 1;
+        /* Header parsing (librdkafka allocates the parsed headers) is done
+         * before taking mu: appenders and waiters need it meanwhile. */
+        for (ssize_t i = 0; i < n; i++)
+            parse_record(msgs[i], &recs[i]);
         pthread_mutex_lock(&k->mu);
         for (ssize_t i = 0; i < n; i++) {
             int32_t p = msgs[i]->partition;
             if (p >= 0 && p < k->partitions && k->parts[p].following)
-                tailer_record(k, &k->parts[p], msgs[i]);
+                tailer_record(k, &k->parts[p], msgs[i], &recs[i]);
         }
         pthread_cond_broadcast(&k->cond);
+        uint64_t wake = k->wake_mask;
+        k->wake_mask = 0;
         pthread_mutex_unlock(&k->mu);
+        wake_slots(k, wake);
         for (ssize_t i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
     }
@@ -1156,14 +1229,190 @@ static cairn_rc_t recreate_producer(struct klog *k, cairn_error_t *err)
     return CAIRN_OK;
 }
 
-/* Locks: mu held. */
-static cairn_rc_t follow(struct klog *k, struct kpart *P, cairn_error_t *err)
+/* ---- index snapshots (index_snapshot.c): catch-up from a snapshot ----------
+ *
+ * With cairn.snapshot.dir set, a partition this process starts to follow is
+ * first looked up there: a snapshot that passes every check and whose offset
+ * is not beyond the partition's high watermark gives the index, the rule's
+ * state and the claim in force, and the tailer reads on from its offset
+ * instead of 0. Anything else (missing, corrupt, another topic or partition
+ * count, beyond the end: the topic was recreated) is a WARNING and a read
+ * from 0: the log stays the truth. Snapshots are written at an append
+ * boundary on close and by a catch-up that has read cairn.snapshot.every
+ * records since the last one.
+ */
+
+#define SNAP_EVERY_DEFAULT 50000
+
+struct snap_load {
+    struct kindex idx;
+};
+
+static cairn_rc_t snap_stream(void *opaque, const char *name, uint64_t version, const int64_t *offs)
+{
+    struct snap_load *L = opaque;
+    struct kstream *s = kindex_find(&L->idx, name);
+    if (s)
+        return CAIRN_E_CORRUPT; /* the same stream twice */
+    if (!(s = kindex_get(&L->idx, name)))
+        return CAIRN_E_NOMEM;
+    size_t cap = 4;
+    while (cap < version)
+        cap *= 2;
+    if (!(s->offs = cairn__malloc(cap * sizeof(*s->offs))))
+        return CAIRN_E_NOMEM;
+    memcpy(s->offs, offs, version * sizeof(*offs));
+    for (size_t i = version; i < cap; i++)
+        s->offs[i] = -1;
+    s->cap = cap;
+    s->version = version;
+    s->written = version;
+    return CAIRN_OK;
+}
+
+/* Loads @p P's snapshot if there is a good one. Returns the offset to read
+ * from (0 without one). Locks: mu held. */
+static int64_t snap_load(struct klog *k, struct kpart *P, int64_t high)
+{
+    char path[4096];
+    void *data = NULL;
+    size_t len = 0;
+    cairn_error_t e = {0};
+    struct snap_load L;
+    struct cairn__ksnap_head h;
+    struct cairn__rr *rr = NULL;
+    int64_t from = 0;
+
+    memset(&L, 0, sizeof(L));
+    if (cairn__ksnap_path(path, sizeof(path), k->snap_dir, k->topic, P->id) != 0)
+        return 0;
+    cairn_rc_t rc = cairn__ksnap_read_file(path, CAIRN__KSNAP_MAX_BYTES, &data, &len, &e);
+    if (rc == CAIRN_E_NOT_FOUND) {
+        cairn__log(CAIRN_LOG_DEBUG, "kafka", "partition %d of '%s': no snapshot, reading from 0",
+                   P->id, k->topic);
+        return 0;
+    }
+    if (!rc && !(rr = cairn__malloc(sizeof(*rr))))
+        rc = cairn__error_set(&e, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    if (!rc)
+        rc = cairn__ksnap_load(data, len, k->topic, P->id, k->partitions, &h, rr, snap_stream, &L,
+                               &e);
+    if (!rc && h.offset > high)
+        rc = cairn__error_set(&e, CAIRN_E_CORRUPT, 0, k->topic,
+                              "snapshot at offset %" PRId64
+                              " is beyond the partition's end %" PRId64 " (topic recreated?)",
+                              h.offset, high);
+    if (rc) {
+        P->snap.loads_rejected++;
+        cairn__log(CAIRN_LOG_WARNING, "kafka",
+                   "partition %d of '%s': ignoring snapshot '%s' (%s), reading from offset 0",
+                   P->id, k->topic, path, e.text);
+        kindex_release(&L.idx);
+        goto out;
+    }
+    kindex_release(&P->idx);
+    P->idx = L.idx;
+    P->rr = *rr;
+    P->next = h.offset;
+    P->accepted_end = h.accepted_end;
+    P->end_epoch = h.end_epoch;
+    P->claim_ts = h.claim_ts;
+    P->claim_writer = h.claim_writer;
+    P->snap.loaded_offset = h.offset;
+    from = h.offset;
+    cairn__log(CAIRN_LOG_INFO, "kafka",
+               "partition %d of '%s': snapshot of %" PRIu64 " streams up to offset %" PRId64
+               " loaded (epoch %" PRId64 ")",
+               P->id, k->topic, h.streams, h.offset, P->rr.epoch);
+out:
+    cairn__free(rr);
+    cairn__free(data);
+    return from;
+}
+
+/* Writes @p P's snapshot if it stands at an append boundary and has read
+ * something new. Locks: mu held; released during the file I/O if @p unlock. */
+static void snap_write(struct klog *k, struct kpart *P, int unlock)
+{
+    char path[4096];
+    cairn_error_t e = {0};
+    cairn_buf_t b;
+    struct cairn__ksnap_head h;
+    cairn_rc_t rc = CAIRN_OK;
+
+    if (!k->snap_dir || !P->following || P->snap_busy || P->rr.pending || P->held_n ||
+        P->fault.code || P->next <= 0 || P->next == P->snap.written_offset ||
+        P->next == P->snap.loaded_offset)
+        return;
+    if (cairn__ksnap_path(path, sizeof(path), k->snap_dir, k->topic, P->id) != 0)
+        return;
+    memset(&h, 0, sizeof(h));
+    h.partition = P->id;
+    h.partitions = k->partitions;
+    h.offset = P->next;
+    h.accepted_end = P->accepted_end;
+    h.end_epoch = P->end_epoch;
+    h.claim_ts = P->claim_ts;
+    h.claim_writer = P->claim_writer;
+    h.streams = P->idx.count;
+    cairn_buf_init(&b, CAIRN__KSNAP_MAX_BYTES);
+    rc = cairn__ksnap_begin(&b, k->topic, &h, &P->rr, &e);
+    for (size_t i = 0; !rc && i < P->idx.cap; i++) {
+        const struct kstream *s = P->idx.slots[i];
+        if (s)
+            rc = cairn__ksnap_add(&b, s->name, s->version, s->offs, &e);
+    }
+    if (!rc)
+        rc = cairn__ksnap_end(&b, &e);
+    if (!rc) {
+        P->snap_busy = 1;
+        if (unlock)
+            pthread_mutex_unlock(&k->mu);
+        rc = cairn__ksnap_write_file(path, b.data, b.len, &e);
+        if (unlock)
+            pthread_mutex_lock(&k->mu);
+        P->snap_busy = 0;
+    }
+    if (rc) {
+        cairn__log(CAIRN_LOG_WARNING, "kafka", "partition %d of '%s': no snapshot written (%s)",
+                   P->id, k->topic, e.text);
+    } else {
+        P->snap.written++;
+        P->snap.written_offset = h.offset;
+        cairn__log(CAIRN_LOG_DEBUG, "kafka",
+                   "partition %d of '%s': snapshot up to offset %" PRId64 " (%zu bytes)", P->id,
+                   k->topic, h.offset, b.len);
+    }
+    cairn_buf_release(&b);
+}
+
+cairn_rc_t cairn__kafka_snapshot_stats(cairn_log_t *log,
+                                       int partition,
+                                       struct cairn__ksnap_stats *out,
+                                       cairn_error_t *err)
+{
+    if (!log || log->backend != &cairn__kafka_backend || !out)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL, "not a kafka log");
+    struct klog *k = log->impl;
+    if (partition < 0 || partition >= k->partitions)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, k->topic, "no partition %d", partition);
+    pthread_mutex_lock(&k->mu);
+    *out = k->parts[partition].snap;
+    pthread_mutex_unlock(&k->mu);
+    return CAIRN_OK;
+}
+
+/* Starts following @p P: from its snapshot's offset when a good one exists,
+ * else from 0. @p high is the partition's high watermark. Locks: mu held. */
+static cairn_rc_t follow(struct klog *k, struct kpart *P, int64_t high, cairn_error_t *err)
 {
     if (P->following)
         return CAIRN_OK;
-    if (rd_kafka_consume_start_queue(k->crkt, P->id, 0, k->queue) != 0)
+    int64_t from = k->snap_dir ? snap_load(k, P, high) : 0;
+    if (rd_kafka_consume_start_queue(k->crkt, P->id, from, k->queue) != 0)
         return kerr(err, rd_kafka_last_error(), k->topic, "cannot follow the partition");
     P->following = 1;
+    P->snap.follow_from = from;
     return CAIRN_OK;
 }
 
@@ -1172,9 +1421,7 @@ static cairn_rc_t follow(struct klog *k, struct kpart *P, cairn_error_t *err)
 static cairn_rc_t catch_up(struct klog *k, struct kpart *P, int64_t deadline, cairn_error_t *err)
 {
     int64_t low = 0, high = 0;
-    cairn_rc_t rc = follow(k, P, err);
-    if (rc)
-        return rc;
+    cairn_rc_t rc;
     rd_kafka_t *rk = k->consumer; /* never replaced, unlike the producer */
     pthread_mutex_unlock(&k->mu);
     int64_t left = deadline - now_ms();
@@ -1189,6 +1436,8 @@ static cairn_rc_t catch_up(struct klog *k, struct kpart *P, int64_t deadline, ca
                                  "partition %d of '%s' starts at offset %" PRId64
                                  ": records were deleted (data loss)",
                                  P->id, k->topic, low);
+    if ((rc = follow(k, P, high, err)))
+        return rc;
     while (P->next < high && !P->fault.code) {
         struct timespec ts;
         if (now_ms() >= deadline)
@@ -1203,6 +1452,10 @@ static cairn_rc_t catch_up(struct klog *k, struct kpart *P, int64_t deadline, ca
             *err = P->fault;
         return P->fault.code;
     }
+    int64_t last = P->snap.written_offset > P->snap.loaded_offset ? P->snap.written_offset
+                                                                  : P->snap.loaded_offset;
+    if (k->snap_dir && P->next - (last > 0 ? last : 0) >= (int64_t)k->snap_every)
+        snap_write(k, P, 1);
     return CAIRN_OK;
 }
 
@@ -1350,14 +1603,6 @@ static cairn_rc_t check_records(
     return CAIRN_OK;
 }
 
-static int has_header(const cairn_record_t *r, const char *name)
-{
-    for (size_t h = 0; h < r->header_count; h++)
-        if (strcmp(r->headers[h].name, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Produces the records of one append. Locks: mu held. */
 static cairn_rc_t produce_append(struct klog *k,
                                  int p,
@@ -1370,18 +1615,20 @@ static cairn_rc_t produce_append(struct klog *k,
                                  cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
-    char hex[ID_HEX + 1], sver[24], sepoch[24], sidx[24], scount[24], stime[24];
-    rd_kafka_vu_t *vu = NULL;
-    size_t cap = 0;
+    unsigned char hdr[CAIRN__RR_HEADER_LEN];
+    struct cairn__rr_event ev;
+    rd_kafka_vu_t stack_vu[16], *vu = stack_vu;
+    size_t cap = sizeof(stack_vu) / sizeof(stack_vu[0]), klen = strlen(stream);
 
-    hex_encode(id, hex);
-    snprintf(sepoch, sizeof(sepoch), "%" PRId64, epoch);
-    snprintf(scount, sizeof(scount), "%zu", n);
+    memset(&ev, 0, sizeof(ev));
+    ev.epoch = epoch;
+    memcpy(ev.append, id, CAIRN__RR_ID_LEN);
+    ev.count = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
         cairn_record_t *r = &records[i];
-        size_t need = 7 + r->header_count + 6, m = 0;
+        size_t need = 6 + r->header_count + 1, m = 0;
         if (need > cap) {
-            rd_kafka_vu_t *nv = cairn__realloc(vu, need * sizeof(*nv));
+            rd_kafka_vu_t *nv = cairn__realloc(vu == stack_vu ? NULL : vu, need * sizeof(*nv));
             if (!nv) {
                 rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, stream, "out of memory");
                 goto out;
@@ -1389,12 +1636,12 @@ static cairn_rc_t produce_append(struct klog *k,
             vu = nv;
             cap = need;
         }
-        memset(vu, 0, need * sizeof(*vu));
         if (!r->timestamp_ms)
             r->timestamp_ms = wall_ms();
-        snprintf(sver, sizeof(sver), "%" PRIu64, first_version + i);
-        snprintf(sidx, sizeof(sidx), "%zu", i);
-        snprintf(stime, sizeof(stime), "%" PRId64, r->timestamp_ms);
+        ev.version = first_version + i;
+        ev.index = (uint32_t)i;
+        ev.time_ms = r->timestamp_ms;
+        cairn__rr_header_encode(&ev, hdr);
         vu[m].vtype = RD_KAFKA_VTYPE_RKT;
         vu[m++].u.rkt = k->prkt;
         vu[m].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -1403,7 +1650,7 @@ static cairn_rc_t produce_append(struct klog *k,
         vu[m++].u.i = RD_KAFKA_MSG_F_COPY;
         vu[m].vtype = RD_KAFKA_VTYPE_KEY;
         vu[m].u.mem.ptr = (void *)(uintptr_t)stream;
-        vu[m++].u.mem.size = strlen(stream);
+        vu[m++].u.mem.size = klen;
         vu[m].vtype = RD_KAFKA_VTYPE_VALUE;
         vu[m].u.mem.ptr = (void *)(uintptr_t)(r->value_len ? r->value : NULL);
         vu[m++].u.mem.size = r->value_len;
@@ -1411,13 +1658,7 @@ static cairn_rc_t produce_append(struct klog *k,
         vu[m++].u.i64 = r->timestamp_ms;
         for (size_t h = 0; h < r->header_count; h++)
             set_header(&vu[m++], r->headers[h].name, r->headers[h].value, r->headers[h].value_len);
-        set_header(&vu[m++], "cairn.version", sver, strlen(sver));
-        set_header(&vu[m++], "cairn.epoch", sepoch, strlen(sepoch));
-        set_header(&vu[m++], "cairn.append", hex, ID_HEX);
-        set_header(&vu[m++], "cairn.index", sidx, strlen(sidx));
-        set_header(&vu[m++], "cairn.count", scount, strlen(scount));
-        if (!has_header(r, "cairn.time"))
-            set_header(&vu[m++], "cairn.time", stime, strlen(stime));
+        set_header(&vu[m++], CAIRN__RR_HEADER, hdr, sizeof(hdr));
         rd_kafka_error_t *e = rd_kafka_produceva(k->producer, vu, m);
         if (e) {
             rd_kafka_resp_err_t code = rd_kafka_error_code(e);
@@ -1434,7 +1675,8 @@ static cairn_rc_t produce_append(struct klog *k,
         r->position = 0;
     }
 out:
-    cairn__free(vu);
+    if (vu != stack_vu)
+        cairn__free(vu);
     return rc;
 }
 
@@ -1464,6 +1706,15 @@ static cairn_rc_t k_append_nowait(void *impl,
     int p = cairn__kafka_partition_of(stream, strlen(stream), k->partitions);
     struct kpart *P = &k->parts[p];
     int64_t deadline = now_ms() + k->ack_timeout_ms;
+    /* What needs no lock is done before taking mu, which 16 appenders and
+     * the tailer share: the records' times and the append's memory. */
+    int64_t now = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!records[i].timestamp_ms)
+            records[i].timestamp_ms = now ? now : (now = wall_ms());
+    struct kappend *a = cairn__calloc(1, sizeof(*a));
+    if (!a)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, stream, "out of memory");
 
     pthread_mutex_lock(&k->mu);
     if (k->config_fault.code || P->fault.code) {
@@ -1491,20 +1742,13 @@ static cairn_rc_t k_append_nowait(void *impl,
                                cur, expected_version);
         goto out;
     }
-    struct kappend *a = cairn__calloc(1, sizeof(*a));
-    if (!a) {
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, stream, "out of memory");
-        goto out;
-    }
     a->ticket = ++k->next_ticket;
     a->partition = p;
     a->epoch = P->my_epoch;
     a->state = A_PENDING;
     id_of(id, k->writer_id, a->ticket);
-    if ((rc = produce_append(k, p, stream, records, n, cur + 1, P->my_epoch, id, err))) {
-        cairn__free(a);
+    if ((rc = produce_append(k, p, stream, records, n, cur + 1, P->my_epoch, id, err)))
         goto out;
-    }
     s->written = cur + n;
     a->hnext = k->tickets[a->ticket % TICKET_BUCKETS];
     k->tickets[a->ticket % TICKET_BUCKETS] = a;
@@ -1517,8 +1761,10 @@ static cairn_rc_t k_append_nowait(void *impl,
         *last_version = cur + n;
     if (ticket)
         *ticket = a->ticket;
+    a = NULL; /* the ticket table and the partition's queue hold it */
 out:
     pthread_mutex_unlock(&k->mu);
+    cairn__free(a);
     return rc;
 }
 
@@ -1527,7 +1773,8 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
 {
     struct klog *k = impl;
     cairn_rc_t rc = CAIRN_OK;
-    int64_t deadline = now_ms() + k->ack_timeout_ms;
+    int64_t deadline = 0;          /* read the clock only if the append is still pending */
+    pthread_cond_t *wc = &k->cond; /* without a free slot: woken after every tail batch */
 
     pthread_mutex_lock(&k->mu);
     struct kappend *a = ticket_find(k, ticket);
@@ -1535,6 +1782,23 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
         rc = cairn__error_set(err, CAIRN_E_INVALID, 0, k->topic,
                               "unknown append ticket %" PRIu64 " (already waited for?)", ticket);
         goto out;
+    }
+    if (a->wslot) {
+        rc = cairn__error_set(err, CAIRN_E_INVALID, 0, k->topic,
+                              "append ticket %" PRIu64 " is already waited for", ticket);
+        a = NULL;
+        goto out;
+    }
+    if (a->state == A_PENDING)
+        deadline = now_ms() + k->ack_timeout_ms;
+    if (a->state == A_PENDING && ~k->wslot_used) {
+        unsigned i = 0;
+        while (k->wslot_used >> i & 1)
+            i++;
+        k->wslot_used |= (uint64_t)1 << i;
+        a->wslot = i + 1;
+        a->wakes = &k->wake_mask;
+        wc = &k->wslot[i];
     }
     while (a->state == A_PENDING) {
         struct timespec ts;
@@ -1556,8 +1820,9 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
                 ticket, a->partition, k->ack_timeout_ms);
             goto out;
         }
+        /* A re-created producer (P_NONE above) is noticed within 20 ms. */
         deadline_ts(&ts, 20);
-        pthread_cond_timedwait(&k->cond, &k->mu, &ts);
+        pthread_cond_timedwait(wc, &k->mu, &ts);
     }
     if (a->state == A_FAILED) {
         if (err && !err->code)
@@ -1569,8 +1834,13 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
             records[i].position = (uint64_t)(a->first_off + (int64_t)i);
     }
     ticket_remove(k, a);
-    cairn__free(a);
 out:
+    if (a && a->wslot) {
+        k->wslot_used &= ~((uint64_t)1 << (a->wslot - 1));
+        a->wslot = 0;
+    }
+    if (a && a->state != A_PENDING)
+        cairn__free(a);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -2307,8 +2577,14 @@ static void k_close(void *impl)
             struct kpart *P = &k->parts[p];
             if (P->following)
                 rd_kafka_consume_stop(k->crkt, p);
+            if (k->snap_dir) { /* the tailer has stopped: the state is final */
+                pthread_mutex_lock(&k->mu);
+                snap_write(k, P, 0);
+                pthread_mutex_unlock(&k->mu);
+            }
             held_clear(P);
             cairn__free(P->held);
+            cairn__free(P->held_stream);
             kindex_release(&P->idx);
         }
     }
@@ -2343,9 +2619,12 @@ static void k_close(void *impl)
     }
     cairn__free(k->props);
     cairn__free(k->brokers);
+    cairn__free(k->snap_dir);
     cairn__free(k->topic);
     cairn__free(k->url);
     pthread_cond_destroy(&k->cond);
+    for (int i = 0; i < WSLOTS; i++)
+        pthread_cond_destroy(&k->wslot[i]);
     pthread_mutex_destroy(&k->mu);
     cairn__free(k);
 }
@@ -2427,8 +2706,11 @@ k_open(const char *rest, const cairn_log_options_t *opts, void **impl, cairn_err
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cond, NULL);
+    for (int i = 0; i < WSLOTS; i++)
+        pthread_cond_init(&k->wslot[i], NULL);
     k->msg_timeout_ms = DEFAULT_MSG_TIMEOUT;
     k->hold_ms = 0; /* re-claim at once; see cairn.claim.hold.ms in README.md */
+    k->snap_every = SNAP_EVERY_DEFAULT;
     k->read_only = opts && opts->read_only;
     k->max_record = opts && opts->max_record_bytes && opts->max_record_bytes < DEFAULT_MAX_RECORD
                         ? opts->max_record_bytes

@@ -24,6 +24,11 @@
  * - Records without our headers (written by other tools) and the topic's
  *   metadata record are skipped and counted.
  *
+ * The rule's input (struct cairn__rr_meta) comes from a record's headers:
+ * events carry it in the one binary "cairn" header, whose encoder and
+ * decoder are at the end of this file (layout in kafka_int.h), so that the
+ * writer and every reader agree byte for byte.
+ *
  * The rule is pure: no I/O, no allocation. A checkpoint restarts it at an
  * append boundary with the epoch then in force (the recent ids are lost,
  * which only matters for repeats straddling the checkpoint).
@@ -185,4 +190,51 @@ const char *cairn__rr_verdict_name(enum cairn__rr_verdict v)
         break;
     }
     return "?";
+}
+
+/* ---- the event header ---------------------------------------------------- */
+
+static void put_be(unsigned char *p, uint64_t x, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, x >>= 8)
+        p[i] = (unsigned char)x;
+}
+
+static uint64_t get_be(const unsigned char *p, int bytes)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < bytes; i++)
+        x = x << 8 | p[i];
+    return x;
+}
+
+void cairn__rr_header_encode(const struct cairn__rr_event *e,
+                             unsigned char out[CAIRN__RR_HEADER_LEN])
+{
+    out[0] = CAIRN__RR_HEADER_V1;
+    put_be(out + 1, e->version, 8);
+    put_be(out + 9, (uint64_t)e->epoch, 8);
+    memcpy(out + 17, e->append, CAIRN__RR_ID_LEN);
+    put_be(out + 33, e->index, 4);
+    put_be(out + 37, e->count, 4);
+    put_be(out + 41, (uint64_t)e->time_ms, 8);
+}
+
+int cairn__rr_header_decode(const void *val, size_t len, struct cairn__rr_event *e)
+{
+    const unsigned char *p = val;
+    if (!p || len != CAIRN__RR_HEADER_LEN || p[0] != CAIRN__RR_HEADER_V1)
+        return -1;
+    uint64_t epoch = get_be(p + 9, 8);
+    e->version = get_be(p + 1, 8);
+    if (epoch > INT64_MAX || e->version == 0)
+        return -1;
+    e->epoch = (int64_t)epoch;
+    memcpy(e->append, p + 17, CAIRN__RR_ID_LEN);
+    e->index = (uint32_t)get_be(p + 33, 4);
+    e->count = (uint32_t)get_be(p + 37, 4);
+    /* two's complement back: a time before 1970 stays negative */
+    uint64_t t = get_be(p + 41, 8);
+    e->time_ms = t > INT64_MAX ? -(int64_t)(~t) - 1 : (int64_t)t;
+    return 0;
 }

@@ -358,6 +358,85 @@ static void test_rule_matches_reference_on_every_short_sequence(void **state)
     assert_true(checked > 3000000);
 }
 
+/* ---- the "cairn" event header ------------------------------------------- */
+
+static struct cairn__rr_event sample_event(void)
+{
+    struct cairn__rr_event e;
+    memset(&e, 0, sizeof(e));
+    e.version = 0x0102030405060708ull;
+    e.epoch = 0x1112131415161718ll;
+    for (int i = 0; i < CAIRN__RR_ID_LEN; i++)
+        e.append[i] = (unsigned char)(0xa0 + i);
+    e.index = 0x21222324u;
+    e.count = 0x31323334u;
+    e.time_ms = 1764000000123ll;
+    return e;
+}
+
+static void test_header_layout_is_the_documented_bytes(void **state)
+{
+    (void)state;
+    struct cairn__rr_event e = sample_event();
+    unsigned char b[CAIRN__RR_HEADER_LEN];
+    static const unsigned char want[CAIRN__RR_HEADER_LEN] = {
+        1,                                               /* layout */
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,  /* version */
+        0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,  /* epoch */
+        0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,  /* append id: writer */
+        0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,  /* append id: counter */
+        0x21, 0x22, 0x23, 0x24,                          /* index */
+        0x31, 0x32, 0x33, 0x34,                          /* count */
+        0x00, 0x00, 0x01, 0x9a, 0xb6, 0x97, 0xe8, 0x7b}; /* time 1764000000123 ms */
+    assert_int_equal(CAIRN__RR_HEADER_LEN, 49);
+    cairn__rr_header_encode(&e, b);
+    assert_memory_equal(b, want, sizeof(want));
+}
+
+static void test_header_round_trips_every_field(void **state)
+{
+    (void)state;
+    struct cairn__rr_event e = sample_event(), d;
+    unsigned char b[CAIRN__RR_HEADER_LEN];
+    cairn__rr_header_encode(&e, b);
+    memset(&d, 0xee, sizeof(d));
+    assert_int_equal(cairn__rr_header_decode(b, sizeof(b), &d), 0);
+    assert_true(d.version == e.version);
+    assert_true(d.epoch == e.epoch);
+    assert_memory_equal(d.append, e.append, CAIRN__RR_ID_LEN);
+    assert_int_equal(d.index, e.index);
+    assert_int_equal(d.count, e.count);
+    assert_true(d.time_ms == e.time_ms);
+    /* times before 1970 stay negative */
+    e.time_ms = -5;
+    cairn__rr_header_encode(&e, b);
+    assert_int_equal(cairn__rr_header_decode(b, sizeof(b), &d), 0);
+    assert_true(d.time_ms == -5);
+}
+
+static void test_header_decode_refuses_what_is_not_ours(void **state)
+{
+    (void)state;
+    struct cairn__rr_event e = sample_event(), d;
+    unsigned char b[CAIRN__RR_HEADER_LEN + 1];
+    cairn__rr_header_encode(&e, b);
+    b[CAIRN__RR_HEADER_LEN] = 0;
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN - 1, &d), -1);
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN + 1, &d), -1);
+    assert_int_equal(cairn__rr_header_decode(NULL, CAIRN__RR_HEADER_LEN, &d), -1);
+    b[0] = 2; /* an unknown layout */
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN, &d), -1);
+    b[0] = CAIRN__RR_HEADER_V1;
+    b[9] = 0x80; /* epoch >= 2^63 */
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN, &d), -1);
+    b[9] = 0x11;
+    memset(b + 1, 0, 8); /* version 0 */
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN, &d), -1);
+    b[8] = 1;
+    assert_int_equal(cairn__rr_header_decode(b, CAIRN__RR_HEADER_LEN, &d), 0);
+    assert_true(d.version == 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +454,9 @@ int main(void)
         cmocka_unit_test(test_rule_meta_and_foreign_are_counted),
         cmocka_unit_test(test_rule_resumes_from_a_checkpoint_epoch),
         cmocka_unit_test(test_rule_matches_reference_on_every_short_sequence),
+        cmocka_unit_test(test_header_layout_is_the_documented_bytes),
+        cmocka_unit_test(test_header_round_trips_every_field),
+        cmocka_unit_test(test_header_decode_refuses_what_is_not_ours),
     };
     return cmocka_run_group_tests_name("eventstore.kafka_reader_rule", tests, NULL, NULL);
 }
