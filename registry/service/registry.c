@@ -751,23 +751,47 @@ out:
 
 /* ---- config and mode (reads) ------------------------------------------- */
 
+/*
+ * The shared body of get_level and get_mode: a subject's own setting, else
+ * (with @p default_to_global) the global one; 40408 / 40409 when neither.
+ */
+static cairn_rc_t get_setting(cairn_registry_t *reg,
+                              const char *subject,
+                              bool default_to_global,
+                              bool is_mode,
+                              int *out,
+                              cairn_error_t *err)
+{
+    cairn_rc_t rc;
+    if ((subject && (rc = subject_arg(subject, err))) || (rc = cairn__reg_read_lock(reg, err)))
+        return rc;
+    const struct reg_subject *s = subject ? cairn__reg_subject_find(&reg->st, subject) : NULL;
+    bool own = s && (is_mode ? s->has_mode : s->has_level);
+    if (subject && !own && !default_to_global)
+        rc = is_mode ? cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT_MODE, 0, subject,
+                                        "subject '%s' does not have subject-level mode configured",
+                                        subject)
+                     : cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT_LEVEL, 0, subject,
+                                        "subject '%s' does not have subject-level compatibility "
+                                        "configured",
+                                        subject);
+    else
+        *out =
+            is_mode ? (int)cairn__reg_mode_of(&reg->st, s) : (int)cairn__reg_level_of(&reg->st, s);
+    pthread_rwlock_unlock(&reg->rw);
+    return rc;
+}
+
 cairn_rc_t cairn_registry_get_level(cairn_registry_t *reg,
                                     const char *subject,
                                     bool default_to_global,
                                     cairn_compat_level_t *out,
                                     cairn_error_t *err)
 {
-    cairn_rc_t rc;
-    if ((subject && (rc = subject_arg(subject, err))) || (rc = cairn__reg_read_lock(reg, err)))
-        return rc;
-    const struct reg_subject *s = subject ? cairn__reg_subject_find(&reg->st, subject) : NULL;
-    if (subject && !(s && s->has_level) && !default_to_global)
-        rc = cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT_LEVEL, 0, subject,
-                              "subject '%s' does not have subject-level compatibility configured",
-                              subject);
-    else
-        *out = cairn__reg_level_of(&reg->st, s);
-    pthread_rwlock_unlock(&reg->rw);
+    int v = 0;
+    cairn_rc_t rc = get_setting(reg, subject, default_to_global, false, &v, err);
+    if (rc == CAIRN_OK)
+        *out = (cairn_compat_level_t)v;
     return rc;
 }
 
@@ -777,15 +801,9 @@ cairn_rc_t cairn_registry_get_mode(cairn_registry_t *reg,
                                    cairn_reg_mode_t *out,
                                    cairn_error_t *err)
 {
-    cairn_rc_t rc;
-    if ((subject && (rc = subject_arg(subject, err))) || (rc = cairn__reg_read_lock(reg, err)))
-        return rc;
-    const struct reg_subject *s = subject ? cairn__reg_subject_find(&reg->st, subject) : NULL;
-    if (subject && !(s && s->has_mode) && !default_to_global)
-        rc = cairn__error_set(err, CAIRN_E_NOT_FOUND_SUBJECT_MODE, 0, subject,
-                              "subject '%s' does not have subject-level mode configured", subject);
-    else
-        *out = cairn__reg_mode_of(&reg->st, s);
-    pthread_rwlock_unlock(&reg->rw);
+    int v = 0;
+    cairn_rc_t rc = get_setting(reg, subject, default_to_global, true, &v, err);
+    if (rc == CAIRN_OK)
+        *out = (cairn_reg_mode_t)v;
     return rc;
 }
