@@ -10,6 +10,7 @@
 int cmd_registry(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_projections(int argc, char **argv);
 
 /** @brief True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

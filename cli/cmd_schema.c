@@ -25,6 +25,11 @@
  * `{oldSchemaVersion: N}` after the reasons of each failing version, then
  * `{oldSchema: ...}` and `{compatibility: ...}`: reasons are printed under
  * the version that follows them, the bookkeeping lines only with --verbose.
+ *
+ * HTTP goes through the SDK's transport (sdk/http_client.h) with retries
+ * off: each request is one attempt bounded by --timeout, and answers of any
+ * status come back whole so that Confluent's error_code and message can be
+ * printed and a 404 told from an error.
  */
 #include <errno.h>
 #include <limits.h>
@@ -38,8 +43,8 @@
 
 #include "cli.h"
 #include "common.h"
+#include "http_client.h"
 #include "registry/format.h"
-#include "registry_client.h"
 
 #define MAX_SCHEMA_FILE   (8u * 1024u * 1024u)
 #define MAX_REF_DEPTH     16
@@ -88,7 +93,7 @@ static const struct optspec optspecs[] = {
 struct ctx {
     struct opts o;
     const char *prog; /* "cairn schema check", the prefix of every message */
-    cairn_rclient_t *client;
+    cairn__http_t *client;
     char *subject_esc;     /* --subject percent-encoded */
     cairn_schema_t **keep; /* referenced schemas, alive until the end of the run */
     size_t nkeep, akeep;
@@ -201,18 +206,18 @@ static int report_err(const struct ctx *x, const cairn_error_t *err)
 
 /* Records a failed HTTP answer in @p err: "<what>: registry answered ...". */
 static cairn_rc_t
-answer_error(const cairn_rclient_answer_t *a, cairn_error_t *err, const char *fmt, ...)
+answer_error(const cairn__http_answer_t *a, cairn_error_t *err, const char *fmt, ...)
     CAIRN_PRINTF(3, 4);
 
 static cairn_rc_t
-answer_error(const cairn_rclient_answer_t *a, cairn_error_t *err, const char *fmt, ...)
+answer_error(const cairn__http_answer_t *a, cairn_error_t *err, const char *fmt, ...)
 {
     char what[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    cairn_rc_t rc = cairn__rclient_answer_rc(a);
+    cairn_rc_t rc = cairn__http_answer_rc(a);
     if (rc == CAIRN_OK || cairn_rc_exit_code(rc) != 2)
         rc = CAIRN_E_INVALID_REQUEST;
     if (a->error_code)
@@ -519,26 +524,39 @@ static size_t print_answer_reasons(const json_t *messages, int verbose)
 
 static int open_client(struct ctx *x)
 {
+    int ret = 0;
     cairn_error_t err = {0};
-    const char *url = x->o.registry ? x->o.registry : getenv("CAIRN_REGISTRY_URL");
-    if (!url || !*url)
+    cairn_buf_t url;
+    const char *given = x->o.registry ? x->o.registry : getenv("CAIRN_REGISTRY_URL");
+
+    if (!given || !*given)
         return report(x, CAIRN_E_INVALID,
                       "no registry given: use --registry URL or set CAIRN_REGISTRY_URL");
-    cairn_rclient_options_t copts = {
-        .url = url,
+    /* "host:8081" means http, as a person typing it expects; the SDK wants a scheme. */
+    cairn_buf_init(&url, (size_t)-1);
+    if ((!strstr(given, "://") && cairn_buf_appends(&url, "http://") != CAIRN_OK) ||
+        cairn_buf_appends(&url, given) != CAIRN_OK) {
+        ret = report(x, CAIRN_E_NOMEM, "out of memory");
+        goto out;
+    }
+    /* One attempt per request, bounded by --timeout: a CI step must not hang or repeat. */
+    cairn_registry_client_options_t copts = {
+        .url = url.data,
         .user = getenv("CAIRN_REGISTRY_USER"),
         .password = getenv("CAIRN_REGISTRY_PASSWORD"),
         .timeout_ms = x->o.timeout_s * 1000,
         .connect_timeout_ms = CONNECT_TIMEOUT_S * 1000,
+        .max_retries = -1,
     };
-    if (cairn__rclient_new(&copts, &x->client, &err) != CAIRN_OK)
-        return report_err(x, &err);
-    if (x->o.subject) {
-        x->subject_esc = cairn__rclient_escape(x->client, x->o.subject);
-        if (!x->subject_esc)
-            return report(x, CAIRN_E_NOMEM, "out of memory");
+    if (cairn__http_new(&copts, &x->client, &err) != CAIRN_OK) {
+        ret = report_err(x, &err);
+        goto out;
     }
-    return 0;
+    if (x->o.subject && !(x->subject_esc = cairn__http_escape(x->o.subject)))
+        ret = report(x, CAIRN_E_NOMEM, "out of memory");
+out:
+    cairn_buf_release(&url);
+    return ret;
 }
 
 /* Splits NAME=SUBJECT:VERSION into a JSON reference. */
@@ -619,7 +637,7 @@ static int check_by_registry(struct ctx *x, const char *text, size_t len)
 {
     int ret = 0;
     cairn_error_t err = {0};
-    cairn_rclient_answer_t ans = {0};
+    cairn__http_answer_t ans = {0};
     json_t *body = NULL;
     char path[1024 + 64];
     const char *subject = x->o.subject;
@@ -633,7 +651,7 @@ static int check_by_registry(struct ctx *x, const char *text, size_t len)
         snprintf(path, sizeof path, "/compatibility/subjects/%s/versions?verbose=true",
                  x->subject_esc);
     if (build_body(x, text, len, &body, &err) != CAIRN_OK ||
-        cairn__rclient_request(x->client, "POST", path, body, &ans, &err) != CAIRN_OK) {
+        cairn__http_exchange(x->client, "POST", path, body, NULL, &ans, &err) != CAIRN_OK) {
         ret = report_err(x, &err);
         goto out;
     }
@@ -676,7 +694,7 @@ static int check_by_registry(struct ctx *x, const char *text, size_t len)
         answer_error(&ans, &err, "compatibility check of subject '%s' failed", subject);
     ret = report_err(x, &err);
 out:
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
     json_decref(body);
     return ret;
 }
@@ -794,8 +812,8 @@ static cairn_rc_t fetch_schema(struct ctx *x,
                                cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
-    cairn_rclient_answer_t ans = {0};
-    char *esc = cairn__rclient_escape(x->client, subject);
+    cairn__http_answer_t ans = {0};
+    char *esc = cairn__http_escape(subject);
     char *path = NULL;
     char what[600];
 
@@ -809,7 +827,7 @@ static cairn_rc_t fetch_schema(struct ctx *x,
         goto out;
     }
     snprintf(path, plen, "/subjects/%s/versions/%s", esc, version);
-    rc = cairn__rclient_request(x->client, "GET", path, NULL, &ans, err);
+    rc = cairn__http_exchange(x->client, "GET", path, NULL, NULL, &ans, err);
     if (rc != CAIRN_OK)
         goto out;
     const char *text = json_string_value(json_object_get(ans.json, "schema"));
@@ -827,7 +845,7 @@ static cairn_rc_t fetch_schema(struct ctx *x,
     if (rc != CAIRN_OK)
         *out = NULL;
 out:
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
     cairn__free(path);
     cairn__free(esc);
     return rc;
@@ -958,7 +976,7 @@ static int check_at_level(struct ctx *x, const char *text, size_t len)
 {
     int ret = 0;
     cairn_error_t err = {0};
-    cairn_rclient_answer_t ans = {0};
+    cairn__http_answer_t ans = {0};
     cairn_compat_level_t level;
     const char *type = schema_type(x->o.type);
     const char *subject = x->o.subject;
@@ -986,7 +1004,7 @@ static int check_at_level(struct ctx *x, const char *text, size_t len)
     }
 
     snprintf(path, sizeof path, "/subjects/%s/versions", x->subject_esc);
-    if (cairn__rclient_request(x->client, "GET", path, NULL, &ans, &err) != CAIRN_OK) {
+    if (cairn__http_exchange(x->client, "GET", path, NULL, NULL, &ans, &err) != CAIRN_OK) {
         ret = report_err(x, &err);
         goto out;
     }
@@ -1035,7 +1053,7 @@ static int check_at_level(struct ctx *x, const char *text, size_t len)
     snprintf(what, sizeof what, "subject '%s'", subject);
     ret = run_local_check(x, level, cand, prev, versions, n, &names, what);
 out:
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
     cairn_schema_unref(cand);
     cairn__free(prev);
     cairn__free(versions);
@@ -1088,25 +1106,25 @@ static int cmd_check(struct ctx *x)
 static void print_register_reasons(struct ctx *x, const json_t *body, const char *message)
 {
     cairn_error_t err = {0};
-    cairn_rclient_answer_t ans = {0};
+    cairn__http_answer_t ans = {0};
     char path[1024 + 64];
     size_t n = 0;
 
     snprintf(path, sizeof path, "/compatibility/subjects/%s/versions?verbose=true", x->subject_esc);
     if (strlen(x->subject_esc) <= 1024 &&
-        cairn__rclient_request(x->client, "POST", path, body, &ans, &err) == CAIRN_OK &&
+        cairn__http_exchange(x->client, "POST", path, body, NULL, &ans, &err) == CAIRN_OK &&
         ans.status == 200)
         n = print_answer_reasons(json_object_get(ans.json, "messages"), x->o.verbose);
     if (!n)
         printf("  %s\n", message && *message ? message : "(the registry gave no reasons)");
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
 }
 
 static int cmd_register(struct ctx *x)
 {
     int ret = 0;
     cairn_error_t err = {0};
-    cairn_rclient_answer_t ans = {0};
+    cairn__http_answer_t ans = {0};
     json_t *body = NULL;
     char *text = NULL;
     size_t len = 0;
@@ -1130,7 +1148,7 @@ static int cmd_register(struct ctx *x)
     }
     snprintf(path, sizeof path, "/subjects/%s/versions%s", x->subject_esc,
              x->o.normalize ? "?normalize=true" : "");
-    if (cairn__rclient_request(x->client, "POST", path, body, &ans, &err) != CAIRN_OK) {
+    if (cairn__http_exchange(x->client, "POST", path, body, NULL, &ans, &err) != CAIRN_OK) {
         ret = report_err(x, &err);
         goto out;
     }
@@ -1140,7 +1158,7 @@ static int cmd_register(struct ctx *x)
         ret = cairn_rc_exit_code(CAIRN_OK);
         goto out;
     }
-    if (cairn__rclient_answer_rc(&ans) == CAIRN_E_INCOMPATIBLE) {
+    if (cairn__http_answer_rc(&ans) == CAIRN_E_INCOMPATIBLE) {
         printf("incompatible: subject '%s' rejected schema file '%s'\n", x->o.subject, x->o.file);
         print_register_reasons(x, body, ans.message);
         ret = cairn_rc_exit_code(CAIRN_E_INCOMPATIBLE);
@@ -1154,7 +1172,7 @@ static int cmd_register(struct ctx *x)
                      x->o.file, x->o.subject);
     ret = report_err(x, &err);
 out:
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
     json_decref(body);
     cairn__free(text);
     return ret;
@@ -1166,7 +1184,7 @@ static int cmd_get(struct ctx *x)
 {
     int ret = 0;
     cairn_error_t err = {0};
-    cairn_rclient_answer_t ans = {0};
+    cairn__http_answer_t ans = {0};
     char path[1024 + 64];
     char what[1200];
     const char *version = x->o.version ? x->o.version : "latest";
@@ -1198,7 +1216,7 @@ static int cmd_get(struct ctx *x)
         snprintf(path, sizeof path, "/subjects/%s/versions/%s", x->subject_esc, version);
         snprintf(what, sizeof what, "version %s of subject '%s'", version, x->o.subject);
     }
-    if (cairn__rclient_request(x->client, "GET", path, NULL, &ans, &err) != CAIRN_OK) {
+    if (cairn__http_exchange(x->client, "GET", path, NULL, NULL, &ans, &err) != CAIRN_OK) {
         ret = report_err(x, &err);
         goto out;
     }
@@ -1220,7 +1238,7 @@ static int cmd_get(struct ctx *x)
     }
     ret = cairn_rc_exit_code(CAIRN_OK);
 out:
-    cairn__rclient_answer_release(&ans);
+    cairn__http_answer_release(&ans);
     return ret;
 }
 
@@ -1263,7 +1281,7 @@ int cmd_schema(int argc, char **argv)
                 ret = report(&x, CAIRN_E_INTERNAL, "cannot initialise libcurl");
             } else {
                 ret = subs[i].run(&x);
-                cairn__rclient_destroy(x.client);
+                cairn__http_destroy(x.client);
                 x.client = NULL;
                 curl_global_cleanup();
             }

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"registry", cmd_registry, "run the schema registry (serve)"},
     {"schema", cmd_schema, "check, register and get schemas (what CI jobs run)"},
     {"events", cmd_events, "append, read, tail and copy records of an event log"},
+    {"projections", cmd_projections, "keep read models in PostgreSQL and Redis"},
 };
 
 static void usage(FILE *out)

@@ -335,6 +335,11 @@ uint64_t cairn_log_end(cairn_log_t *log)
     return sum;
 }
 
+const char *cairn_log_scheme(cairn_log_t *log)
+{
+    return log ? log->backend->scheme : "";
+}
+
 int cairn_log_partition_count(cairn_log_t *log)
 {
     return log ? log->backend->partition_count(log->impl) : 0;

@@ -40,6 +40,14 @@ CAIRN_BUILD_DIR="$top/build-ci-asan" bash "$top/bench/eventstore/run.sh" --smoke
   > "$top/build-ci-asan/bench-eventstore-smoke.log" 2>&1 \
   || { tail -n 30 "$top/build-ci-asan/bench-eventstore-smoke.log"; echo "event store bench smoke run failed"; status=1; }
 
+CAIRN_BUILD_DIR="$top/build-ci-asan" bash "$top/bench/sdk/run.sh" --smoke \
+  > "$top/build-ci-asan/bench-sdk-smoke.log" 2>&1 \
+  || { tail -n 30 "$top/build-ci-asan/bench-sdk-smoke.log"; echo "sdk bench smoke run failed"; status=1; }
+
+CAIRN_BUILD_DIR="$top/build-ci-asan" bash "$top/bench/projections/run.sh" --smoke \
+  > "$top/build-ci-asan/bench-projections-smoke.log" 2>&1 \
+  || { tail -n 30 "$top/build-ci-asan/bench-projections-smoke.log"; echo "projections bench smoke run failed"; status=1; }
+
 echo "== format check (clang-format)"
 if ! git ls-files -- '*.c' '*.h' | xargs clang-format --dry-run -Werror; then
   echo "format check failed: run clang-format -i on the files above"

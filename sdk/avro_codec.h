@@ -5,7 +5,7 @@
  * that form, over Cairn's own Avro model (registry/avro/avro.h). No
  * registry, no wire-format prefix: serde.c adds those.
  *
- * The JSON form is defined in docs/SDK.md ("The JSON form"); this codec is
+ * The JSON form is defined in docs/JSON-FORM.md; this codec is
  * its one implementation.
  *
  * Threading: encode and validate are pure functions of their arguments; a
@@ -64,10 +64,7 @@ void cairn__avro_resolver_free(cairn_avro_resolver_t *r);
  *          out-of-range union or enum indexes, lengths over the input, bad
  *          UTF-8 in strings; CAIRN_E_NOMEM.
  */
-cairn_rc_t cairn__avro_decode(const cairn_avro_resolver_t *r,
-                              const void *data,
-                              size_t len,
-                              json_t **out,
-                              cairn_error_t *err);
+cairn_rc_t cairn__avro_decode(
+    const cairn_avro_resolver_t *r, const void *data, size_t len, json_t **out, cairn_error_t *err);
 
 #endif

@@ -173,6 +173,8 @@ CAIRN_API uint64_t cairn_log_end(cairn_log_t *log);
 
 /* ---- partitions (the file backend has one, partition 0) ---------------- */
 
+/** @brief The backend's scheme as URLs and checkpoints name it: "file" or "kafka". */
+CAIRN_API const char *cairn_log_scheme(cairn_log_t *log);
 /** @brief Number of partitions of the log. */
 CAIRN_API int cairn_log_partition_count(cairn_log_t *log);
 /** @brief The partition that holds @p stream (Kafka: murmur2 of the key, as Java clients). */

@@ -40,18 +40,18 @@ extern "C" {
 typedef struct cairn_registry_client cairn_registry_client_t;
 
 typedef struct cairn_registry_client_options {
-    const char *url;            /* http(s)://[user:password@]host:port[/prefix] */
-    const char *user;           /* basic auth when the URL has none; may be NULL */
-    const char *password;       /* with user; may be NULL */
-    const char *ca_file;        /* TLS: CA bundle to verify the server; NULL = system */
-    const char *cert_file;      /* TLS client certificate (PEM); may be NULL */
-    const char *key_file;       /* its key (PEM); may be NULL */
-    int insecure_skip_verify;   /* TLS: do not verify the server (tests only) */
-    long timeout_ms;            /* one request, whole; 0 = 5000 */
-    long connect_timeout_ms;    /* 0 = 2000 (never more than timeout_ms) */
-    int max_retries;            /* extra attempts on transport errors and 5xx; 0 = 2, <0 = none */
-    long backoff_ms;            /* first wait before a retry, doubled each time; 0 = 100 */
-    size_t max_cached_schemas;  /* 0 = 100000 */
+    const char *url;           /* http(s)://[user:password@]host:port[/prefix] */
+    const char *user;          /* basic auth when the URL has none; may be NULL */
+    const char *password;      /* with user; may be NULL */
+    const char *ca_file;       /* TLS: CA bundle to verify the server; NULL = system */
+    const char *cert_file;     /* TLS client certificate (PEM); may be NULL */
+    const char *key_file;      /* its key (PEM); may be NULL */
+    int insecure_skip_verify;  /* TLS: do not verify the server (tests only) */
+    long timeout_ms;           /* one request, whole; 0 = 5000 */
+    long connect_timeout_ms;   /* 0 = 2000 (never more than timeout_ms) */
+    int max_retries;           /* extra attempts on transport errors and 5xx; 0 = 2, <0 = none */
+    long backoff_ms;           /* first wait before a retry, doubled each time; 0 = 100 */
+    size_t max_cached_schemas; /* 0 = 100000 */
 } cairn_registry_client_options_t;
 
 /**
@@ -159,6 +159,21 @@ CAIRN_API cairn_rc_t cairn_registry_client_check(cairn_registry_client_t *c,
 CAIRN_API cairn_rc_t cairn_registry_client_set_compatibility(cairn_registry_client_t *c,
                                                              const char *subject,
                                                              const char *level,
+                                                             cairn_error_t *err);
+
+/**
+ * @brief A subject's compatibility level (GET /config/{s}), or the global
+ * one when @p subject is NULL, written into @p buf ("BACKWARD_TRANSITIVE").
+ * @param default_to_global answer the global level when the subject has none.
+ * @returns CAIRN_OK, CAIRN_E_NOT_FOUND_SUBJECT_LEVEL (the subject has no level
+ *          of its own and not @p default_to_global), CAIRN_E_INVALID (@p buf
+ *          too small), or a transport/registry error.
+ */
+CAIRN_API cairn_rc_t cairn_registry_client_get_compatibility(cairn_registry_client_t *c,
+                                                             const char *subject,
+                                                             int default_to_global,
+                                                             char *buf,
+                                                             size_t size,
                                                              cairn_error_t *err);
 
 #ifdef __cplusplus

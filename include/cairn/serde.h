@@ -4,7 +4,7 @@
  * 4-byte big-endian integer, then the Avro binary encoding of the value.
  *
  * A service builds events and commands as jansson values in the SDK's JSON
- * form (docs/SDK.md, "The JSON form"); the serde encodes them with a schema
+ * form (docs/JSON-FORM.md); the serde encodes them with a schema
  * registered under the subject its naming strategy picks, and decodes wire
  * bytes back to the same JSON form, resolving data written with an older
  * schema to a reader schema by Avro's rules (defaults filled, enums by

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * projections.h - the private API of projections/: declarative projector
+ * specs (spec.c), the sinks that hold read models and their checkpoints
+ * (sink_pg.c, sink_redis.c) and the runner that feeds them from the log
+ * (runner.c). `cairn projections` (cli/cmd_projections.c) is its one user.
+ *
+ * Invariants:
+ * - A spec is immutable once loaded; a sink and a runner only read it.
+ * - A sink's checkpoint is written in the same unit of work as the writes of
+ *   the events it covers (PostgreSQL: one transaction; Redis: one
+ *   MULTI/EXEC), so a crash of the runner never applies an event twice nor
+ *   skips one. The checkpoint is the log's own string (cairn_tail_checkpoint).
+ * - Every name a sink writes under (table, key prefix, checkpoint row/key)
+ *   derives from the spec plus an optional `target` suffix given at open, so
+ *   that a rebuild can write a shadow copy next to the live one.
+ *
+ * Threading: one sink per thread (each owns its PGconn / redisContext); a
+ * runner starts one thread per projector.
+ */
+#ifndef CAIRN_PROJECTIONS_H
+#define CAIRN_PROJECTIONS_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cairn/cairn.h"
+#include "cairn/eventstore.h"
+#include "cairn/registry_client.h"
+#include "common.h"
+
+/* ---- specs (spec.c) ----------------------------------------------------- */
+
+typedef enum cairn__pj_sink_kind {
+    CAIRN__PJ_SINK_POSTGRES = 1,
+    CAIRN__PJ_SINK_REDIS,
+    CAIRN__PJ_SINK_CODE, /* a code projector in a shared library (plugin.c) */
+} cairn__pj_sink_kind_t;
+
+/* Where a value comes from: a JSON pointer into the event's value, a
+   metadata item of the record, or a constant. */
+typedef enum cairn__pj_src_kind {
+    CAIRN__PJ_SRC_POINTER = 1,
+    CAIRN__PJ_SRC_STREAM,
+    CAIRN__PJ_SRC_VERSION,
+    CAIRN__PJ_SRC_TYPE,
+    CAIRN__PJ_SRC_POSITION,
+    CAIRN__PJ_SRC_TIMESTAMP,
+    CAIRN__PJ_SRC_CONST,
+} cairn__pj_src_kind_t;
+
+typedef struct cairn__pj_src {
+    cairn__pj_src_kind_t kind;
+    char *pointer;    /* POINTER: "/a/b" */
+    json_t *constant; /* CONST: a string, number or boolean (owned) */
+} cairn__pj_src_t;
+
+/* A key template such as "account:{/id}": literal parts and sources. */
+typedef struct cairn__pj_tmpl_part {
+    char *literal; /* NULL when this part is a source */
+    cairn__pj_src_t src;
+} cairn__pj_tmpl_part_t;
+
+typedef struct cairn__pj_tmpl {
+    cairn__pj_tmpl_part_t *parts;
+    size_t n;
+    char *text; /* as written in the spec */
+} cairn__pj_tmpl_t;
+
+typedef enum cairn__pj_op {
+    CAIRN__PJ_PG_UPSERT = 1,
+    CAIRN__PJ_PG_DELETE,
+    CAIRN__PJ_R_HSET,
+    CAIRN__PJ_R_HDEL,
+    CAIRN__PJ_R_DEL,
+    CAIRN__PJ_R_SET,
+    CAIRN__PJ_R_ZADD,
+    CAIRN__PJ_R_ZREM,
+    CAIRN__PJ_R_INCRBY,
+    CAIRN__PJ_R_HINCRBY,
+} cairn__pj_op_t;
+
+/* One column (PostgreSQL) or hash field (Redis) an action sets. */
+typedef struct cairn__pj_assign {
+    char *name;    /* hash field name (Redis) */
+    size_t column; /* index into the spec's columns (PostgreSQL) */
+    int add;       /* PostgreSQL: column = column + value (a counter) */
+    cairn__pj_src_t src;
+} cairn__pj_assign_t;
+
+typedef struct cairn__pj_action {
+    cairn__pj_op_t op;
+    char *where; /* JSON pointer of the action in the spec, for messages */
+    cairn__pj_assign_t *assigns;
+    size_t nassigns;
+    cairn__pj_tmpl_t key;    /* Redis */
+    cairn__pj_tmpl_t member; /* Redis: zadd/zrem member, hincrby/hdel field */
+    cairn__pj_src_t value;   /* Redis: zadd score, incrby/hincrby amount, set value */
+} cairn__pj_action_t;
+
+typedef struct cairn__pj_handler {
+    char *type; /* the event type (header cairn.type) */
+    cairn__pj_action_t *actions;
+    size_t nactions;
+} cairn__pj_handler_t;
+
+#define CAIRN__PJ_MAX_COLUMNS 64
+
+typedef struct cairn__pj_column {
+    char *name;
+    char *type; /* normalised SQL type name */
+    int key;
+} cairn__pj_column_t;
+
+typedef struct cairn__pj_spec {
+    char *name;
+    char *path; /* the file it came from */
+    size_t batch_size;
+    cairn__pj_sink_kind_t sink;
+    /* PostgreSQL */
+    char *conninfo;
+    char *table;
+    cairn__pj_column_t *columns;
+    size_t ncolumns;
+    /* Redis */
+    char *host;
+    int port;
+    int db;
+    char *password;
+    char *prefix; /* prepended to every key the projector writes */
+    /* code */
+    char *library;     /* path of the shared library */
+    char *config_json; /* the spec's "config", as JSON text (free()) */
+    /* events */
+    char **types;          /* the declared event types */
+    json_t *type_fields;   /* type -> array of declared field pointers, or null */
+    json_t *type_subjects; /* type -> registry subject (string), when declared */
+    size_t ntypes;
+    cairn__pj_handler_t *handlers;
+    size_t nhandlers;
+} cairn__pj_spec_t;
+
+/**
+ * @brief Loads and checks a spec file. A JSON syntax error names the line and
+ * column; a semantic one the JSON pointer of the bad member (err->where,
+ * also in err->text), e.g. "/on/Deposited/0/set/balance".
+ * @returns CAIRN_OK, CAIRN_E_INVALID_JSON, CAIRN_E_INVALID, CAIRN_E_IO, CAIRN_E_NOMEM.
+ */
+cairn_rc_t cairn__pj_spec_load(const char *path, cairn__pj_spec_t **out, cairn_error_t *err);
+/** @brief Same from a string (tests); @p path only names it in messages. */
+cairn_rc_t cairn__pj_spec_parse(const char *text,
+                                const char *path,
+                                cairn__pj_spec_t **out,
+                                cairn_error_t *err);
+void cairn__pj_spec_destroy(cairn__pj_spec_t *spec);
+/**
+ * @brief Checks the declared types that name a registry subject: the subject
+ * must exist, and every field an action of that type reads must be a field
+ * of the subject's latest (Avro record) schema.
+ * @returns CAIRN_OK, CAIRN_E_INVALID (err->where: the pointer of the
+ *          subject or of the action), or the registry client's error.
+ */
+cairn_rc_t cairn__pj_spec_check_registry(const cairn__pj_spec_t *spec,
+                                         cairn_registry_client_t *client,
+                                         cairn_error_t *err);
+/** @brief The handler of @p type, or NULL when the projector ignores it. */
+const cairn__pj_handler_t *cairn__pj_spec_handler(const cairn__pj_spec_t *spec, const char *type);
+
+/* ---- events and values --------------------------------------------------- */
+
+/** One decoded event as sinks see it (borrowed from the runner for one batch). */
+typedef struct cairn__pj_event {
+    const cairn__pj_handler_t *handler;
+    json_t *value; /* the decoded value (owned by the batch) */
+    char *stream;
+    char *type;
+    uint64_t version;
+    uint64_t position;
+    int64_t timestamp_ms;
+    int32_t partition;
+    int replaying; /* a replay from the log's start, before the end seen at start */
+} cairn__pj_event_t;
+
+/**
+ * @brief The text of @p src for @p ev into @p out (reset first).
+ * @param[out] is_null set when the value is JSON null (SQL NULL).
+ * @returns CAIRN_OK or CAIRN_E_INVALID (a missing member, an object where a
+ *          scalar is needed: err->text says which).
+ */
+cairn_rc_t cairn__pj_src_text(const cairn__pj_src_t *src,
+                              const cairn__pj_event_t *ev,
+                              cairn_buf_t *out,
+                              int *is_null,
+                              cairn_error_t *err);
+/** @brief The text of a key template for @p ev, appended to @p out. */
+cairn_rc_t cairn__pj_tmpl_text(const cairn__pj_tmpl_t *t,
+                               const cairn__pj_event_t *ev,
+                               cairn_buf_t *out,
+                               cairn_error_t *err);
+/** @brief RFC 6901: the member of @p root at @p pointer, or NULL (borrowed). */
+json_t *cairn__pj_pointer_get(json_t *root, const char *pointer);
+
+/* ---- sinks (sink_pg.c, sink_redis.c) ---------------------------------- */
+
+typedef struct cairn__pj_sink cairn__pj_sink_t;
+
+/** What a sink remembers of a projector: its checkpoint and state. */
+typedef struct cairn__pj_state {
+    char checkpoint[CAIRN_CHECKPOINT_MAX]; /* "" when none */
+    uint64_t events;                       /* events processed so far */
+    char poison[512];                      /* "" unless stopped on a poison event */
+    char updated_at[64];                   /* as the sink wrote it, "" when none */
+} cairn__pj_state_t;
+
+/** Connection retry policy: @p attempts tries, waits doubling from @p backoff_ms. */
+typedef struct cairn__pj_retry {
+    int attempts;
+    long backoff_ms;
+} cairn__pj_retry_t;
+
+/**
+ * @brief Connects to the spec's sink (bounded retries) and creates what it
+ * needs (PostgreSQL: the checkpoint table and the read model table).
+ * @param target "" or NULL for the live read model, else a suffix naming a
+ *        shadow copy (rebuild).
+ * @returns CAIRN_OK, CAIRN_E_UNAVAILABLE (flag RETRIABLE) after the retries,
+ *          CAIRN_E_INVALID (the server refused the table or statements).
+ */
+cairn_rc_t cairn__pj_sink_open(const cairn__pj_spec_t *spec,
+                               const char *target,
+                               const cairn__pj_retry_t *retry,
+                               cairn__pj_sink_t **out,
+                               cairn_error_t *err);
+void cairn__pj_sink_close(cairn__pj_sink_t *s);
+/** @brief Reads the projector's state; a missing checkpoint is CAIRN_OK with "". */
+cairn_rc_t cairn__pj_sink_state(cairn__pj_sink_t *s, cairn__pj_state_t *st, cairn_error_t *err);
+/**
+ * @brief Applies @p n events and then sets the checkpoint to @p checkpoint and
+ * the event count to @p events, as one unit.
+ * @param[out] failed_at the index of the event that failed (poison), or -1.
+ * @returns CAIRN_OK; CAIRN_E_UNAVAILABLE (RETRIABLE: reconnect and re-read
+ *          the state, the batch's outcome is in the checkpoint); CAIRN_E_INVALID
+ *          for an event the sink refused (poison; err->text says whether the
+ *          batch was partly applied).
+ */
+cairn_rc_t cairn__pj_sink_apply(cairn__pj_sink_t *s,
+                                const cairn__pj_event_t *evs,
+                                size_t n,
+                                const char *checkpoint,
+                                uint64_t events,
+                                long *failed_at,
+                                cairn_error_t *err);
+/** @brief Drops the read model and the checkpoint (`cairn projections reset`). */
+cairn_rc_t cairn__pj_sink_reset(cairn__pj_sink_t *s, cairn_error_t *err);
+/** @brief Records that the projector stopped on a poison event (Redis: it must be reset). */
+cairn_rc_t cairn__pj_sink_mark_poison(cairn__pj_sink_t *s, const char *why, cairn_error_t *err);
+
+/* Sink back ends behind cairn__pj_sink_* (one table per kind). */
+struct cairn__pj_sink_ops {
+    cairn_rc_t (*open)(cairn__pj_sink_t *s, cairn_error_t *err);
+    void (*close)(cairn__pj_sink_t *s);
+    cairn_rc_t (*state)(cairn__pj_sink_t *s, cairn__pj_state_t *st, cairn_error_t *err);
+    cairn_rc_t (*apply)(cairn__pj_sink_t *s,
+                        const cairn__pj_event_t *evs,
+                        size_t n,
+                        const char *checkpoint,
+                        uint64_t events,
+                        long *failed_at,
+                        cairn_error_t *err);
+    cairn_rc_t (*reset)(cairn__pj_sink_t *s, cairn_error_t *err);
+    cairn_rc_t (*mark_poison)(cairn__pj_sink_t *s, const char *why, cairn_error_t *err);
+};
+
+struct cairn__pj_sink {
+    const struct cairn__pj_sink_ops *ops;
+    const cairn__pj_spec_t *spec;
+    char *target; /* "" or a shadow suffix */
+    cairn__pj_retry_t retry;
+    void *impl;
+};
+
+extern const struct cairn__pj_sink_ops cairn__pj_sink_pg_ops;
+extern const struct cairn__pj_sink_ops cairn__pj_sink_redis_ops;
+extern const struct cairn__pj_sink_ops cairn__pj_sink_code_ops;
+
+/* ---- checkpoints (checkpoint.c) ----------------------------------------- */
+
+#define CAIRN__PJ_MAX_PARTITIONS 1024
+
+/**
+ * @brief Parses a log checkpoint ("file:N", "kafka:p=o@e,...", "" = start)
+ * into the next position per partition (absent partitions: 0).
+ * @returns CAIRN_OK or CAIRN_E_INVALID.
+ */
+cairn_rc_t cairn__pj_checkpoint_positions(const char *checkpoint,
+                                          uint64_t *pos,
+                                          int npartitions,
+                                          cairn_error_t *err);
+
+/* ---- the runner (runner.c) ---------------------------------------------- */
+
+typedef enum cairn__pj_values {
+    CAIRN__PJ_VALUES_AUTO = 0, /* wire format when byte 0 is 0, else JSON */
+    CAIRN__PJ_VALUES_JSON,
+    CAIRN__PJ_VALUES_WIRE,
+} cairn__pj_values_t;
+
+/** A projector's progress as the runner's main thread reports it. */
+typedef struct cairn__pj_progress {
+    const char *name;
+    uint64_t events;    /* processed in total (as the checkpoint counts) */
+    uint64_t processed; /* positions covered by the checkpoint, summed over partitions */
+    uint64_t total;     /* the log's end, summed over partitions */
+    uint64_t lag;       /* total - processed, never below 0 */
+    double events_per_s;
+    double eta_s; /* lag / the rate positions were covered since the last report; -1: unknown */
+    int caught_up;
+    int failed;
+    int done;
+    const char *error; /* when failed */
+} cairn__pj_progress_t;
+
+typedef void(cairn__pj_progress_cb)(void *opaque,
+                                    const cairn__pj_progress_t *p,
+                                    size_t n,
+                                    int final);
+
+typedef struct cairn__pj_run_opts {
+    const char *log_url;
+    const char *registry_url; /* NULL: wire-format values cannot be decoded */
+    cairn__pj_values_t values;
+    int exit_at_end;         /* stop each projector once it reached the log's end */
+    cairn__pj_retry_t retry; /* sink connections */
+    int progress_ms;         /* how often progress_cb runs; 0 = 1000 */
+    cairn__pj_progress_cb *progress_cb;
+    void *progress_opaque;
+    volatile sig_atomic_t *stop; /* set by a signal handler */
+} cairn__pj_run_opts_t;
+
+/**
+ * @brief Runs the projectors, one thread each, until *stop, or (exit_at_end)
+ * until each has reached the log's end, or until each has failed.
+ * @returns CAIRN_OK when none failed; else the first failure (err names the
+ *          projector, and for a poison event its partition and position).
+ */
+cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
+                         size_t n,
+                         const cairn__pj_run_opts_t *o,
+                         cairn_error_t *err);
+
+#endif

@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sink_redis.c - the Redis sink (hiredis 0.14, the old API): hashes, sorted
+ * sets, strings and counters whose keys come from templates ("account:{/id}"),
+ * and the projector's checkpoint in the hash cairn:checkpoint:<projector>.
+ *
+ * One batch is one MULTI ... EXEC, pipelined: every write of the batch, then
+ * HSET of the checkpoint, then EXEC. Redis runs the block without other
+ * clients' commands in between, so a runner killed at any point leaves either
+ * the whole batch with its checkpoint or none of it: after a crash of the
+ * projector, no event is applied twice nor skipped.
+ *
+ * What MULTI/EXEC does not do is roll back. Errors come in two kinds:
+ * - at queue time (wrong arity, unknown command): EXEC answers EXECABORT and
+ *   nothing ran; the event is reported as poison with "nothing applied";
+ * - at run time (WRONGTYPE, HINCRBY on a non-integer field): the other
+ *   commands of the block, the checkpoint included, did run. Every reply of
+ *   EXEC is checked; the first error stops the projector at its event as a
+ *   poison event, the error says "batch partly applied", and the checkpoint
+ *   hash gets a `poison` field: the runner refuses to start the projector
+ *   again until `cairn projections reset`, since its read model now holds
+ *   part of a batch.
+ * The runner validates values before they are queued (numbers where Redis
+ * wants numbers, no null key parts), so the second kind needs data that was
+ * changed behind the projector's back.
+ *
+ * Durability is Redis's own: exactly-once covers projector crashes; a Redis
+ * without persistence (no AOF, no RDB) that restarts loses data and
+ * checkpoint together, and the projector then starts over from the log's
+ * beginning, which rebuilds the same model.
+ *
+ * Names: every key is "<prefix><target>:" + the template (no "<target>:"
+ * for the live model), and the checkpoint key is cairn:checkpoint:<name>,
+ * plus "#<target>" for a shadow copy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "projections.h"
+
+struct rd {
+    redisContext *c;
+    char keyprefix[256];
+    char cpkey[256];
+};
+
+/* One command of a batch: its arguments in the arena, and its event. */
+struct cmd {
+    size_t first, argc;
+    long event;
+};
+
+struct arg {
+    size_t off, len;
+};
+
+struct batch {
+    cairn_buf_t arena;
+    struct cmd *cmds;
+    size_t ncmds, acmds;
+    struct arg *args;
+    size_t nargs, aargs;
+};
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static cairn_rc_t
+lost(struct rd *r, const cairn__pj_spec_t *spec, const char *what, cairn_error_t *err)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s", r->c && r->c->err ? r->c->errstr : "connection lost");
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+    return cairn__error_set(err, CAIRN_E_UNAVAILABLE, CAIRN_ERR_RETRIABLE, spec->name,
+                            "projector '%s': redis: %s: %s", spec->name, what, msg);
+}
+
+/* Runs one command; a reply of type error is CAIRN_E_INVALID. */
+static cairn_rc_t run(struct rd *r,
+                      const cairn__pj_spec_t *spec,
+                      redisReply **out,
+                      cairn_error_t *err,
+                      int argc,
+                      const char **argv,
+                      const size_t *lens)
+{
+    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+    if (!rep)
+        return lost(r, spec, argv[0], err);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        cairn_rc_t rc =
+            cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name, "projector '%s': redis: %s: %s",
+                             spec->name, argv[0], rep->str);
+        freeReplyObject(rep);
+        return rc;
+    }
+    if (out)
+        *out = rep;
+    else
+        freeReplyObject(rep);
+    return CAIRN_OK;
+}
+
+static cairn_rc_t rd_open(cairn__pj_sink_t *s, cairn_error_t *err)
+{
+    const cairn__pj_spec_t *spec = s->spec;
+    struct rd *r = cairn__calloc(1, sizeof *r);
+    long wait = s->retry.backoff_ms;
+    char msg[160] = "";
+    cairn_rc_t rc = CAIRN_OK;
+
+    if (!r)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    s->impl = r;
+    snprintf(r->keyprefix, sizeof r->keyprefix, "%s%s%s", spec->prefix, s->target,
+             *s->target ? ":" : "");
+    snprintf(r->cpkey, sizeof r->cpkey, "cairn:checkpoint:%s%s%s", spec->name,
+             *s->target ? "#" : "", s->target);
+    for (int attempt = 1;; attempt++) {
+        struct timeval tv = {2, 0};
+        r->c = redisConnectWithTimeout(spec->host, spec->port, tv);
+        if (r->c && !r->c->err)
+            break;
+        snprintf(msg, sizeof msg, "%s", r->c ? r->c->errstr : "out of memory");
+        if (r->c)
+            redisFree(r->c);
+        r->c = NULL;
+        if (attempt >= s->retry.attempts) {
+            rc =
+                cairn__error_set(err, CAIRN_E_UNAVAILABLE, CAIRN_ERR_RETRIABLE, spec->name,
+                                 "projector '%s': redis at %s:%d unreachable after %d attempts: %s",
+                                 spec->name, spec->host, spec->port, attempt, msg);
+            goto out;
+        }
+        cairn__log(CAIRN_LOG_WARNING, "projections",
+                   "projector '%s': redis connection attempt %d failed: %s; retrying in %ld ms",
+                   spec->name, attempt, msg, wait);
+        nap_ms(wait);
+        wait *= 2;
+    }
+    {
+        struct timeval tv = {30, 0};
+        redisSetTimeout(r->c, tv);
+    }
+    if (spec->password) {
+        const char *argv[2] = {"AUTH", spec->password};
+        size_t lens[2] = {4, strlen(spec->password)};
+        rc = run(r, spec, NULL, err, 2, argv, lens);
+    }
+    if (rc == CAIRN_OK && spec->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", spec->db);
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, strlen(db)};
+        rc = run(r, spec, NULL, err, 2, argv, lens);
+    }
+out:
+    if (rc != CAIRN_OK) {
+        if (r->c)
+            redisFree(r->c);
+        cairn__free(r);
+        s->impl = NULL;
+    }
+    return rc;
+}
+
+static void rd_close(cairn__pj_sink_t *s)
+{
+    struct rd *r = s->impl;
+    if (!r)
+        return;
+    if (r->c)
+        redisFree(r->c);
+    cairn__free(r);
+    s->impl = NULL;
+}
+
+static cairn_rc_t rd_state(cairn__pj_sink_t *s, cairn__pj_state_t *st, cairn_error_t *err)
+{
+    struct rd *r = s->impl;
+    redisReply *rep = NULL;
+    const char *argv[6] = {"HMGET", r->cpkey, "checkpoint", "events", "poison", "updated_at"};
+    size_t lens[6];
+    if (!r->c)
+        return lost(r, s->spec, "HMGET", err);
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    cairn_rc_t rc = run(r, s->spec, &rep, err, 6, argv, lens);
+    if (rc != CAIRN_OK)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
+        if (rep->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(st->checkpoint, sizeof st->checkpoint, "%s", rep->element[0]->str);
+        if (rep->element[1]->type == REDIS_REPLY_STRING)
+            st->events = strtoull(rep->element[1]->str, NULL, 10);
+        if (rep->element[2]->type == REDIS_REPLY_STRING)
+            snprintf(st->poison, sizeof st->poison, "%s", rep->element[2]->str);
+        if (rep->element[3]->type == REDIS_REPLY_STRING)
+            snprintf(st->updated_at, sizeof st->updated_at, "%s", rep->element[3]->str);
+    }
+    freeReplyObject(rep);
+    return CAIRN_OK;
+}
+
+/* ---- building a batch -------------------------------------------------- */
+
+static cairn_rc_t cmd_begin(struct batch *b, long event)
+{
+    if (b->ncmds == b->acmds) {
+        size_t n = b->acmds ? b->acmds * 2 : 64;
+        struct cmd *c = cairn__realloc(b->cmds, n * sizeof *c);
+        if (!c)
+            return CAIRN_E_NOMEM;
+        b->cmds = c;
+        b->acmds = n;
+    }
+    b->cmds[b->ncmds++] = (struct cmd){b->nargs, 0, event};
+    return CAIRN_OK;
+}
+
+static cairn_rc_t arg_push(struct batch *b, const char *p, size_t len)
+{
+    if (b->nargs == b->aargs) {
+        size_t n = b->aargs ? b->aargs * 2 : 256;
+        struct arg *a = cairn__realloc(b->args, n * sizeof *a);
+        if (!a)
+            return CAIRN_E_NOMEM;
+        b->args = a;
+        b->aargs = n;
+    }
+    size_t off = b->arena.len;
+    cairn_rc_t rc = cairn_buf_append(&b->arena, p, len);
+    if (rc != CAIRN_OK)
+        return rc;
+    b->args[b->nargs++] = (struct arg){off, len};
+    b->cmds[b->ncmds - 1].argc++;
+    return CAIRN_OK;
+}
+
+static cairn_rc_t arg_pushs(struct batch *b, const char *s)
+{
+    return arg_push(b, s, strlen(s));
+}
+
+/* Pushes the text of a source (or a template) as one argument. */
+static cairn_rc_t arg_src(struct batch *b,
+                          const cairn__pj_src_t *src,
+                          const cairn__pj_event_t *ev,
+                          cairn_buf_t *tmp,
+                          cairn_error_t *err)
+{
+    int is_null = 0;
+    cairn_buf_reset(tmp);
+    cairn_rc_t rc = cairn__pj_src_text(src, ev, tmp, &is_null, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    if (is_null)
+        return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL,
+                                "a null value cannot be written to redis");
+    return arg_push(b, tmp->data ? tmp->data : "", tmp->len);
+}
+
+static cairn_rc_t arg_tmpl(struct batch *b,
+                           const char *prefix,
+                           const cairn__pj_tmpl_t *t,
+                           const cairn__pj_event_t *ev,
+                           cairn_buf_t *tmp,
+                           cairn_error_t *err)
+{
+    cairn_buf_reset(tmp);
+    cairn_rc_t rc = cairn_buf_appends(tmp, prefix);
+    if (rc == CAIRN_OK)
+        rc = cairn__pj_tmpl_text(t, ev, tmp, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    return arg_push(b, tmp->data ? tmp->data : "", tmp->len);
+}
+
+static cairn_rc_t build_event(struct rd *r,
+                              struct batch *b,
+                              const cairn__pj_event_t *ev,
+                              long e,
+                              cairn_buf_t *tmp,
+                              cairn_error_t *err)
+{
+    static const char *const names[] = {
+        [CAIRN__PJ_R_HSET] = "HSET",     [CAIRN__PJ_R_HDEL] = "HDEL",
+        [CAIRN__PJ_R_DEL] = "DEL",       [CAIRN__PJ_R_SET] = "SET",
+        [CAIRN__PJ_R_ZADD] = "ZADD",     [CAIRN__PJ_R_ZREM] = "ZREM",
+        [CAIRN__PJ_R_INCRBY] = "INCRBY", [CAIRN__PJ_R_HINCRBY] = "HINCRBY",
+    };
+    cairn_rc_t rc = CAIRN_OK;
+    const cairn__pj_handler_t *h = ev->handler;
+    for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++) {
+        const cairn__pj_action_t *a = &h->actions[j];
+        if ((rc = cmd_begin(b, e)) != CAIRN_OK || (rc = arg_pushs(b, names[a->op])) != CAIRN_OK ||
+            (rc = arg_tmpl(b, r->keyprefix, &a->key, ev, tmp, err)) != CAIRN_OK)
+            break;
+        switch (a->op) {
+        case CAIRN__PJ_R_HSET:
+            for (size_t k = 0; k < a->nassigns && rc == CAIRN_OK; k++) {
+                rc = arg_pushs(b, a->assigns[k].name);
+                if (rc == CAIRN_OK)
+                    rc = arg_src(b, &a->assigns[k].src, ev, tmp, err);
+            }
+            break;
+        case CAIRN__PJ_R_ZADD:
+            rc = arg_src(b, &a->value, ev, tmp, err);
+            if (rc == CAIRN_OK)
+                rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+            break;
+        case CAIRN__PJ_R_HINCRBY:
+            rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+            if (rc == CAIRN_OK)
+                rc = arg_src(b, &a->value, ev, tmp, err);
+            break;
+        case CAIRN__PJ_R_HDEL:
+        case CAIRN__PJ_R_ZREM:
+            rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+            break;
+        case CAIRN__PJ_R_INCRBY:
+        case CAIRN__PJ_R_SET:
+            rc = arg_src(b, &a->value, ev, tmp, err);
+            break;
+        default:
+            break;
+        }
+    }
+    return rc;
+}
+
+static void batch_release(struct batch *b)
+{
+    cairn_buf_release(&b->arena);
+    cairn__free(b->cmds);
+    cairn__free(b->args);
+}
+
+static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
+                           const cairn__pj_event_t *evs,
+                           size_t n,
+                           const char *checkpoint,
+                           uint64_t events,
+                           long *failed_at,
+                           cairn_error_t *err)
+{
+    struct rd *r = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    struct batch b = {0};
+    cairn_buf_t tmp;
+    cairn_rc_t rc = CAIRN_OK;
+    const char **argv = NULL;
+    char count[32], now[32];
+    size_t nreplies = 0;
+    long queue_error_at = -1;
+    char queue_error[200] = "";
+
+    cairn_buf_init(&b.arena, (size_t)1 << 30);
+    cairn_buf_init(&tmp, 16u << 20);
+    if (!r->c) {
+        rc = lost(r, spec, "MULTI", err);
+        goto out;
+    }
+    for (size_t e = 0; e < n && rc == CAIRN_OK; e++) {
+        rc = build_event(r, &b, &evs[e], (long)e, &tmp, err);
+        if (rc != CAIRN_OK && rc != CAIRN_E_NOMEM)
+            *failed_at = (long)e;
+    }
+    if (rc != CAIRN_OK)
+        goto out;
+    snprintf(count, sizeof count, "%llu", (unsigned long long)events);
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    if ((rc = cmd_begin(&b, -1)) != CAIRN_OK || (rc = arg_pushs(&b, "HSET")) != CAIRN_OK ||
+        (rc = arg_pushs(&b, r->cpkey)) != CAIRN_OK ||
+        (rc = arg_pushs(&b, "checkpoint")) != CAIRN_OK ||
+        (rc = arg_pushs(&b, checkpoint)) != CAIRN_OK ||
+        (rc = arg_pushs(&b, "events")) != CAIRN_OK || (rc = arg_pushs(&b, count)) != CAIRN_OK ||
+        (rc = arg_pushs(&b, "updated_at")) != CAIRN_OK || (rc = arg_pushs(&b, now)) != CAIRN_OK) {
+        rc = cairn__error_set(err, rc, 0, NULL, "batch too large");
+        goto out;
+    }
+    argv = cairn__calloc(b.nargs + 1, sizeof *argv);
+    size_t *lens = cairn__calloc(b.nargs + 1, sizeof *lens);
+    if (!argv || !lens) {
+        cairn__free(lens);
+        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < b.nargs; i++) {
+        argv[i] = b.arena.data + b.args[i].off;
+        lens[i] = b.args[i].len;
+    }
+    /* Queue everything, then read the replies: one round trip. */
+    int sent_ok = redisAppendCommand(r->c, "MULTI") == REDIS_OK;
+    for (size_t i = 0; i < b.ncmds && sent_ok; i++)
+        sent_ok = redisAppendCommandArgv(r->c, (int)b.cmds[i].argc, argv + b.cmds[i].first,
+                                         lens + b.cmds[i].first) == REDIS_OK;
+    sent_ok = sent_ok && redisAppendCommand(r->c, "EXEC") == REDIS_OK;
+    cairn__free(lens);
+    if (!sent_ok) {
+        rc = lost(r, spec, "MULTI", err);
+        goto out;
+    }
+    /* MULTI, one QUEUED per command, then EXEC. */
+    for (size_t i = 0; i < b.ncmds + 2; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
+            rc = lost(r, spec, "EXEC", err);
+            goto out;
+        }
+        nreplies++;
+        if (i > 0 && i <= b.ncmds && rep->type == REDIS_REPLY_ERROR && queue_error_at < 0) {
+            queue_error_at = b.cmds[i - 1].event;
+            snprintf(queue_error, sizeof queue_error, "%s", rep->str);
+        }
+        if (i == b.ncmds + 1) {
+            if (rep->type == REDIS_REPLY_ERROR || rep->type != REDIS_REPLY_ARRAY) {
+                if (queue_error_at >= 0) {
+                    const cairn__pj_event_t *ev = &evs[queue_error_at];
+                    *failed_at = queue_error_at;
+                    rc =
+                        cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
+                                         "projector '%s': redis refused the event at partition "
+                                         "%d position %llu (stream '%s'): %s; nothing of the "
+                                         "batch was applied",
+                                         spec->name, (int)ev->partition,
+                                         (unsigned long long)ev->position, ev->stream, queue_error);
+                } else {
+                    rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
+                                          "projector '%s': redis: EXEC failed: %s", spec->name,
+                                          rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+                }
+            } else {
+                /* Every reply of EXEC is checked: the first error is a poison event. */
+                for (size_t k = 0; k < rep->elements && k < b.ncmds; k++) {
+                    redisReply *x = rep->element[k];
+                    if (x->type != REDIS_REPLY_ERROR)
+                        continue;
+                    long e = b.cmds[k].event;
+                    if (e < 0) {
+                        rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
+                                              "projector '%s': redis: writing the checkpoint "
+                                              "failed: %s; batch partly applied",
+                                              spec->name, x->str);
+                    } else {
+                        *failed_at = e;
+                        rc = cairn__error_set(
+                            err, CAIRN_E_INVALID, 0, spec->name,
+                            "projector '%s': redis: %.*s failed for the event at partition %d "
+                            "position %llu (stream '%s'): %s; batch partly applied",
+                            spec->name, (int)b.args[b.cmds[k].first].len, argv[b.cmds[k].first],
+                            (int)evs[e].partition, (unsigned long long)evs[e].position,
+                            evs[e].stream, x->str);
+                    }
+                    break;
+                }
+            }
+        }
+        freeReplyObject(rep);
+    }
+out:
+    cairn__free(argv);
+    batch_release(&b);
+    cairn_buf_release(&tmp);
+    return rc;
+}
+
+/* Escapes glob characters of @p s for SCAN MATCH. */
+static void glob_escape(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < size; s++) {
+        if (strchr("*?[]\\", *s))
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+}
+
+static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
+{
+    struct rd *r = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_strlist_t patterns;
+
+    cairn_strlist_init(&patterns);
+    /* The literal head of every key template names this projector's keys. */
+    for (size_t h = 0; h < spec->nhandlers && rc == CAIRN_OK; h++) {
+        for (size_t j = 0; j < spec->handlers[h].nactions && rc == CAIRN_OK; j++) {
+            const cairn__pj_tmpl_t *t = &spec->handlers[h].actions[j].key;
+            char head[512], pat[1100];
+            snprintf(head, sizeof head, "%s%s", r->keyprefix,
+                     t->n && t->parts[0].literal ? t->parts[0].literal : "");
+            if (!head[0]) {
+                rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
+                                      "projector '%s': cannot tell its keys apart from others "
+                                      "(key \"%s\" starts with a field): set sink.redis.prefix",
+                                      spec->name, t->text);
+                break;
+            }
+            glob_escape(pat, sizeof pat - 2, head);
+            strcat(pat, t->n > 1 || !t->parts[0].literal ? "*" : "");
+            int seen = 0;
+            for (size_t k = 0; k < patterns.n; k++)
+                seen |= !strcmp(patterns.items[k], pat);
+            if (!seen && cairn_strlist_push(&patterns, pat) != CAIRN_OK)
+                rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        }
+    }
+    for (size_t k = 0; k < patterns.n && rc == CAIRN_OK; k++) {
+        char cursor[32] = "0";
+        do {
+            redisReply *rep = NULL;
+            const char *argv[6] = {"SCAN", cursor, "MATCH", patterns.items[k], "COUNT", "1000"};
+            size_t lens[6];
+            for (int i = 0; i < 6; i++)
+                lens[i] = strlen(argv[i]);
+            if ((rc = run(r, spec, &rep, err, 6, argv, lens)) != CAIRN_OK)
+                break;
+            if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+                freeReplyObject(rep);
+                rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name, "unexpected SCAN reply");
+                break;
+            }
+            snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+            redisReply *keys = rep->element[1];
+            for (size_t i = 0; i < keys->elements && rc == CAIRN_OK; i++) {
+                const char *dv[2] = {"UNLINK", keys->element[i]->str};
+                size_t dl[2] = {6, keys->element[i]->len};
+                rc = run(r, spec, NULL, err, 2, dv, dl);
+            }
+            freeReplyObject(rep);
+        } while (rc == CAIRN_OK && strcmp(cursor, "0"));
+    }
+    if (rc == CAIRN_OK) {
+        const char *argv[2] = {"DEL", r->cpkey};
+        size_t lens[2] = {3, strlen(r->cpkey)};
+        rc = run(r, spec, NULL, err, 2, argv, lens);
+    }
+    cairn_strlist_release(&patterns);
+    return rc;
+}
+
+static cairn_rc_t rd_mark_poison(cairn__pj_sink_t *s, const char *why, cairn_error_t *err)
+{
+    struct rd *r = s->impl;
+    if (!r->c)
+        return lost(r, s->spec, "HSET", err);
+    const char *argv[4] = {"HSET", r->cpkey, "poison", why};
+    size_t lens[4] = {4, strlen(r->cpkey), 6, strlen(why)};
+    return run(r, s->spec, NULL, err, 4, argv, lens);
+}
+
+const struct cairn__pj_sink_ops cairn__pj_sink_redis_ops = {
+    .open = rd_open,
+    .close = rd_close,
+    .state = rd_state,
+    .apply = rd_apply,
+    .reset = rd_reset,
+    .mark_poison = rd_mark_poison,
+};
