@@ -122,7 +122,7 @@ static void test_handle_appends_events_with_headers_and_returns_position(void **
                      CAIRN_OK);
     assert_int_equal(res.version, 3);
     assert_int_equal(strlen(res.command_id), CAIRN_UUID_LEN); /* generated */
-    char gen_id[64];
+    char gen_id[sizeof res.command_id];
     snprintf(gen_id, sizeof gen_id, "%s", res.command_id);
     cairn_result_release(&res);
 
