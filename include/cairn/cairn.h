@@ -87,7 +87,7 @@ extern "C" {
     X(E_CONFLICT_REFERENCE_EXISTS, CAIRN_PRIMARY(3, 2), 422, 42206, 2,                             \
       "schema is referenced by another schema")                                                    \
     X(E_CONFLICT_LOCKED, CAIRN_PRIMARY(3, 3), 409, 409, 2, "data directory is locked")             \
-    X(E_IO_FSYNC, CAIRN_PRIMARY(7, 1), 500, 50001, 2, "fsync failed")                             \
+    X(E_IO_FSYNC, CAIRN_PRIMARY(7, 1), 500, 50001, 2, "fsync failed")                              \
     X(E_REJECTED, CAIRN_PRIMARY(1, 13), 422, 422, 2, "command rejected by the domain")
 
 typedef enum cairn_rc {
