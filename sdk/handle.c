@@ -25,8 +25,11 @@
  *         for up to twice the claim hold + 1 s, then return it (RETRIABLE)
  *     any other append error: drop the entry, return it with the log's
  *         flags (FATAL for a failed fsync, OUTCOME_UNKNOWN for an
- *         unconfirmed Kafka append; the stream is then remembered, and
- *         its next append settles the unconfirmed one: settle_target)
+ *         unconfirmed Kafka append: the caller retries with the same
+ *         command id; the Kafka backend has given the partition up, so
+ *         the retry reloads what the log accepted and its append goes
+ *         through a new claim that decides the unconfirmed append for
+ *         good: eventstore/README.md, "Outcome unknown")
  *
  * Errors reach the caller's cairn_error_t only at the end, from a local one
  * per attempt: cairn_error_t keeps the first error recorded, and an early
@@ -161,56 +164,6 @@ static cairn_rc_t apply_new(struct cairn_aggregate *agg,
     return CAIRN_OK;
 }
 
-/*
- * Settling an unconfirmed append (Kafka). An append whose confirmation
- * timed out (OUTCOME_UNKNOWN) may still be in flight in the service's log
- * handle, which then counts its records in the stream's version: every
- * later append to the stream on that handle would meet a version conflict
- * until the log decides it, and a retry of the same command could never
- * get an answer. The service remembers such streams. On the next append to
- * one (under its stripe lock, after a load from the log that did not find
- * the command's id), when the log's version is still ahead of what it has
- * accepted, the append goes through a second handle on the same URL
- * instead: its claim of the partition fences the unconfirmed append's
- * epoch, so from then on that append either stands in the log before the
- * claim (and the append here meets a version conflict, reloads and finds
- * it) or never will. The service's own handle is fenced by that claim,
- * which fails the unconfirmed append there for good, and claims the
- * partition back on a later append. A borrowed log has no URL: its
- * retries meet version conflicts until the log decides the append (a
- * fence, a producer restart, a later append of the process to the
- * partition); docs/SDK.md says so.
- * Locks: the stream's stripe lock. @p settler lives until cairn_handle ends.
- */
-static cairn_rc_t settle_target(struct cairn_service *svc,
-                                const char *stream,
-                                uint64_t loaded,
-                                cairn_log_t **settler,
-                                cairn_log_t **target,
-                                cairn_error_t *err)
-{
-    cairn_rc_t rc;
-    if (*settler) {
-        *target = *settler;
-        return CAIRN_OK;
-    }
-    if (cairn_log_stream_version(svc->log, stream) == loaded) {
-        /* decided meanwhile (fenced, re-claimed, or accepted and loaded) */
-        cairn__unsettled_del(svc, stream);
-        return CAIRN_OK;
-    }
-    if (!svc->log_url)
-        return CAIRN_OK;
-    rc =
-        cairn_log_open(svc->log_url, svc->has_log_options ? &svc->log_options : NULL, settler, err);
-    if (rc != CAIRN_OK)
-        return rc;
-    cairn__log(CAIRN_LOG_NOTICE, CAIRN__LOG_CTX,
-               "stream '%s': settling an unconfirmed append through a new claim", stream);
-    *target = *settler;
-    return CAIRN_OK;
-}
-
 cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
                         const cairn_command_t *cmd,
                         cairn_result_t *res,
@@ -231,8 +184,6 @@ cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
     int64_t deadline = 0;
     long backoff = 20;
     int vconflicts = 0; /* version conflicts met: what max_conflict_retries bounds */
-    int unsettled = 0;
-    cairn_log_t *settler = NULL;
 
     memset(res, 0, sizeof *res);
     cairn__emitter_init(&em, agg, 0);
@@ -353,26 +304,9 @@ cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
             break;
         }
 
-        /* 5. Append with the version the decision was made on. An earlier
-           append to this stream whose outcome is unknown and that the log
-           still counts as in flight (its version ahead of what it has
-           accepted) is settled first: see settle_target. */
+        /* 5. Append with the version the decision was made on. */
         expected = e->version == 0 ? CAIRN_EXPECT_NO_STREAM : (int64_t)e->version;
-        cairn_log_t *target = svc->log;
-        if (unsettled || cairn__unsettled_has(svc, cmd->stream)) {
-            unsettled = 1;
-            rc = settle_target(svc, cmd->stream, e->version, &settler, &target, &lerr);
-            if (rc != CAIRN_OK) {
-                cairn__entry_free(e);
-                e = NULL;
-                break;
-            }
-        }
-        rc = cairn_log_append(target, cmd->stream, expected, recs, em.n, &last, &lerr);
-        if (rc == CAIRN_OK && unsettled)
-            cairn__unsettled_del(svc, cmd->stream);
-        if (rc != CAIRN_OK && (lerr.flags & CAIRN_ERR_OUTCOME_UNKNOWN))
-            cairn__unsettled_add(svc, cmd->stream);
+        rc = cairn_log_append(svc->log, cmd->stream, expected, recs, em.n, &last, &lerr);
         if (rc == CAIRN_OK) {
             uint64_t before = e->version;
             const cairn_record_t *lr = &recs[em.n - 1];
@@ -448,7 +382,6 @@ cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
         break;
     }
     pthread_mutex_unlock(mu);
-    cairn_log_close(settler);
 
 out:
     CAIRN__STAT_ADD(svc, commands, 1);

@@ -138,17 +138,6 @@ struct cairn_service {
     int snap_failed;       /* opening it failed: snapshots off, said once */
     pthread_mutex_t snap_mu;
     long claim_hold_ms;
-    /* Kafka, a log the service opened: its URL and options, for a second
-       handle that settles an unconfirmed append (handle.c); NULL otherwise. */
-    char *log_url;
-    cairn_log_options_t log_options;
-    int has_log_options;
-    /* Streams with an append whose outcome is unknown (Kafka), not settled
-       yet. Locks: unsettled_mu; n_unsettled is also read without it. */
-    pthread_mutex_t unsettled_mu;
-    char **unsettled;
-    _Atomic size_t n_unsettled;
-    size_t cap_unsettled;
     size_t recent_max;
     int no_cache;
     struct cairn__cache cache;
@@ -223,16 +212,6 @@ cairn_rc_t cairn__snapshot_decode(struct cairn_aggregate *agg,
                                   struct cairn__entry *e);
 /** @brief The file of @p stream's snapshot under @p dir, into @p buf. */
 cairn_rc_t cairn__snapshot_path(const char *dir, const char *stream, char *buf, size_t size);
-
-/* ---- unsettled appends (service.c) ------------------------------------------ */
-
-/** @brief 1 when @p stream has an append of this service whose outcome is unknown.
- * Locks: unsettled_mu (taken only when the set is not empty). */
-int cairn__unsettled_has(struct cairn_service *svc, const char *stream);
-/** @brief Marks @p stream (at most 4096 streams are kept; beyond, a WARNING). */
-void cairn__unsettled_add(struct cairn_service *svc, const char *stream);
-/** @brief Unmarks @p stream. */
-void cairn__unsettled_del(struct cairn_service *svc, const char *stream);
 
 /** @brief Copies @p src into @p dst unless @p dst is NULL or holds an error already. */
 void cairn__error_copy(cairn_error_t *dst, const cairn_error_t *src);

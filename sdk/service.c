@@ -29,78 +29,6 @@ pthread_mutex_t *cairn__stripe(struct cairn_service *svc, const char *stream)
     return &svc->stripes[cairn__hash64(stream, strlen(stream)) % CAIRN__SDK_STRIPES];
 }
 
-/* The unsettled set is empty but for the rare append whose confirmation
- * timed out, so a plain array scanned under a mutex is enough, and the
- * common case reads one atomic counter. */
-#define UNSETTLED_MAX 4096
-
-static size_t unsettled_index(struct cairn_service *svc, const char *stream)
-{
-    size_t n = atomic_load(&svc->n_unsettled);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(svc->unsettled[i], stream) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
-int cairn__unsettled_has(struct cairn_service *svc, const char *stream)
-{
-    int found;
-    if (atomic_load(&svc->n_unsettled) == 0)
-        return 0;
-    pthread_mutex_lock(&svc->unsettled_mu);
-    found = unsettled_index(svc, stream) != SIZE_MAX;
-    pthread_mutex_unlock(&svc->unsettled_mu);
-    return found;
-}
-
-void cairn__unsettled_add(struct cairn_service *svc, const char *stream)
-{
-    const char *why = NULL;
-    pthread_mutex_lock(&svc->unsettled_mu);
-    size_t n = atomic_load(&svc->n_unsettled);
-    if (unsettled_index(svc, stream) != SIZE_MAX) {
-        /* already marked */
-    } else if (n == UNSETTLED_MAX) {
-        why = "too many unsettled streams";
-    } else {
-        if (n == svc->cap_unsettled) {
-            size_t cap = svc->cap_unsettled ? 2 * svc->cap_unsettled : 8;
-            char **a = cairn__realloc(svc->unsettled, cap * sizeof *a);
-            if (a) {
-                svc->unsettled = a;
-                svc->cap_unsettled = cap;
-            }
-        }
-        char *copy = n < svc->cap_unsettled ? cairn__strdup(stream) : NULL;
-        if (copy) {
-            svc->unsettled[n] = copy;
-            atomic_store(&svc->n_unsettled, n + 1);
-        } else {
-            why = "out of memory";
-        }
-    }
-    pthread_mutex_unlock(&svc->unsettled_mu);
-    if (why)
-        cairn__log(CAIRN_LOG_WARNING, CAIRN__LOG_CTX,
-                   "stream '%s': an unconfirmed append is not remembered (%s): a retry may "
-                   "meet version conflicts until the log decides it",
-                   stream, why);
-}
-
-void cairn__unsettled_del(struct cairn_service *svc, const char *stream)
-{
-    pthread_mutex_lock(&svc->unsettled_mu);
-    size_t i = unsettled_index(svc, stream);
-    if (i != SIZE_MAX) {
-        size_t n = atomic_load(&svc->n_unsettled);
-        cairn__free(svc->unsettled[i]);
-        svc->unsettled[i] = svc->unsettled[n - 1];
-        atomic_store(&svc->n_unsettled, n - 1);
-    }
-    pthread_mutex_unlock(&svc->unsettled_mu);
-}
-
 /* The claim hold a Kafka URL sets itself ("cairn.claim.hold.ms=N"), else -1. */
 static long url_claim_hold(const char *url)
 {
@@ -179,7 +107,6 @@ cairn_service_new(const cairn_service_options_t *opts, cairn_service_t **out, ca
     }
     pthread_mutex_init(&svc->mu, NULL);
     pthread_mutex_init(&svc->snap_mu, NULL);
-    pthread_mutex_init(&svc->unsettled_mu, NULL);
     for (locks = 0; locks < CAIRN__SDK_STRIPES; locks++)
         pthread_mutex_init(&svc->stripes[locks], NULL);
     rc = cairn__cache_init(&svc->cache, opts->cache_capacity ? opts->cache_capacity : 10000);
@@ -217,15 +144,6 @@ cairn_service_new(const cairn_service_options_t *opts, cairn_service_t **out, ca
             long hold = url_claim_hold(url);
             if (hold >= 0)
                 svc->claim_hold_ms = hold;
-            svc->log_url = cairn__strdup(url);
-            if (!svc->log_url) {
-                rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-                goto out;
-            }
-            if (opts->log_options) {
-                svc->log_options = *opts->log_options;
-                svc->has_log_options = 1;
-            }
         }
     }
 
@@ -266,9 +184,7 @@ out:
                 pthread_mutex_destroy(&svc->stripes[i]);
             pthread_mutex_destroy(&svc->mu);
             pthread_mutex_destroy(&svc->snap_mu);
-            pthread_mutex_destroy(&svc->unsettled_mu);
         }
-        cairn__free(svc->log_url);
         cairn__free(svc->snapshot_url);
         cairn__free(svc->topic);
         cairn__free(svc);
@@ -315,11 +231,6 @@ void cairn_service_destroy(cairn_service_t *svc)
         pthread_mutex_destroy(&svc->stripes[i]);
     pthread_mutex_destroy(&svc->mu);
     pthread_mutex_destroy(&svc->snap_mu);
-    pthread_mutex_destroy(&svc->unsettled_mu);
-    for (size_t i = 0; i < svc->n_unsettled; i++)
-        cairn__free(svc->unsettled[i]);
-    cairn__free(svc->unsettled);
-    cairn__free(svc->log_url);
     cairn__free(svc->snapshot_url);
     cairn__free(svc->topic);
     cairn__free(svc);

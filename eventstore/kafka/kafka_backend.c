@@ -30,11 +30,13 @@
  *   its unacknowledged appends fail with CAIRN_E_CONFLICT ("fenced by epoch
  *   N"), and the next append claims p again (fencing the other writer: no
  *   minimum hold time yet). A confirmation that does not come within the
- *   ack timeout is CAIRN_E_TIMEOUT with CAIRN_ERR_OUTCOME_UNKNOWN; the
- *   append stays known by its ticket and cairn__kafka_settle() decides it
- *   for good by claiming p anew: once the tail has read that claim, records
- *   of the older epoch can never be accepted, so an append not seen by then
- *   is definitely absent.
+ *   ack timeout is CAIRN_E_TIMEOUT with CAIRN_ERR_OUTCOME_UNKNOWN. The
+ *   owner then stops trusting its in-memory state of p (the streams'
+ *   versions count that append): it gives p up, and the next append to p
+ *   (or cairn__kafka_settle() by the append's ticket) claims p anew. Once
+ *   the tail has read that claim, records of the older epoch can never be
+ *   accepted, so an append not seen by then is definitely absent, and the
+ *   versions are again exactly what the log accepted.
  *
  * Threads: one background thread per log (the "tailer") owns the consumer
  * that follows the partitions this process writes or has read (legacy
@@ -1805,7 +1807,8 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
         struct kpart *P = &k->parts[a->partition];
         if (P->state == P_NONE && !P->fault.code) {
             /* Not fenced (that would have failed it) but no longer owned:
-             * the producer was recreated. Our own new claim decides it. */
+             * the producer was recreated, or another append's wait timed
+             * out. Our own new claim decides it. */
             cairn_error_t ce = {0};
             if (claim(k, P, deadline, 1, &ce) == CAIRN_OK || a->state != A_PENDING)
                 continue;
@@ -1813,10 +1816,23 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
                        ce.text);
         }
         if (now_ms() >= deadline) {
+            /* Outcome unknown: the partition's in-memory state counts this
+             * append (its streams' written versions) though it may never
+             * land. Stop trusting it: the next append to the partition (or
+             * a settle, or another wait) claims it anew, which fences this
+             * attempt, and reads up to that claim, which decides it and
+             * rebuilds the versions from what the log accepted. */
+            if (P->state == P_OWNED && P->my_epoch <= a->epoch) {
+                P->state = P_NONE;
+                cairn__log(CAIRN_LOG_NOTICE, "kafka",
+                           "partition %d of '%s': append %" PRIu64
+                           " unconfirmed, the partition will be claimed anew",
+                           a->partition, k->topic, ticket);
+            }
             rc = cairn__error_set(
                 err, CAIRN_E_TIMEOUT, CAIRN_ERR_RETRIABLE | CAIRN_ERR_OUTCOME_UNKNOWN, k->topic,
-                "append %" PRIu64 " to partition %d not confirmed within %d ms: outcome unknown, "
-                "settle it by its ticket",
+                "append %" PRIu64 " to partition %d not confirmed within %d ms: outcome unknown "
+                "(the partition's next claim decides it)",
                 ticket, a->partition, k->ack_timeout_ms);
             goto out;
         }

@@ -14,8 +14,10 @@
  *   events in the log and the version the log shows, also from a service
  *   that never saw the first attempt; a retry by another writer while the
  *   first attempt is still unconfirmed writes it once, and the first
- *   service then answers the id from the log (docs/SDK.md, "Idempotent
- *   commands").
+ *   service then answers the id from the log; a service on a borrowed log
+ *   handle does the same (nothing of it lives in the SDK: the backend gives
+ *   the partition up on the timeout, and the retry's append claims it
+ *   anew) (docs/SDK.md, "Idempotent commands").
  * - Snapshots on Kafka: written to "<topic>.snapshots" (created in the mock
  *   by this test, as a real cluster needs it created by hand) every N
  *   events, used on load by a fresh service (counted applies), ignored after
@@ -49,8 +51,8 @@ static struct kmock mock;
 
 /* Topics (NAME:PARTITIONS): one (or two) per test, created at mock start. */
 static const char *const topics[] = {
-    "idem_lost:1", "idem_landed:1", "snap:2",       "snap.snapshots:2",
-    "fence:1",     "regdown:2",     "idem_other:1", NULL,
+    "idem_lost:1",  "idem_landed:1",   "snap:2", "snap.snapshots:2", "fence:1", "regdown:2",
+    "idem_other:1", "idem_borrowed:1", NULL,
 };
 
 static void kurl(char *buf, size_t size, const char *topic, const char *extra)
@@ -392,6 +394,55 @@ static void test_outcome_unknown_append_retried_by_another_writer_is_applied_onc
     cairn_result_release(&res);
     cairn_service_destroy(svc2);
     cairn_service_destroy(svc);
+}
+
+/* The service borrows its log handle (cairn_service_options_t.log): the
+ * leader is down while the append is produced, and the retry through the
+ * same handle writes the command once, without a version conflict storm:
+ * the backend gave the partition up when the confirmation timed out, so the
+ * retry's append claims it anew. */
+static void test_outcome_unknown_append_on_borrowed_log_is_applied_once(void **state)
+{
+    struct fx *f = *state;
+    struct bank b = {0};
+    cairn_result_t res = {0};
+    cairn_error_t err = {0};
+    char url[1024];
+    cairn_log_t *log = NULL;
+    assert_int_equal(kmock_ctl(&mock, "leader idem_borrowed 0 3"), 0);
+    kurl(url, sizeof url, "idem_borrowed", "message.timeout.ms=1500&cairn.claim.hold.ms=200");
+    assert_int_equal(cairn_log_open(url, NULL, &log, &err), CAIRN_OK);
+    cairn_service_options_t so = {
+        .log = log, .serde = f->serde, .topic = "idem_borrowed", .claim_hold_ms = 200};
+    cairn_service_t *svc = NULL;
+    assert_int_equal(cairn_service_new(&so, &svc, &err), CAIRN_OK);
+    cairn_aggregate_t *agg = fx_account(svc, &b);
+    assert_non_null(agg);
+    assert_int_equal(open_acct(agg, "acc-borrowed", &res, &err), CAIRN_OK);
+    assert_int_equal(res.version, 1);
+
+    assert_int_equal(kmock_ctl(&mock, "down 3"), 0);
+    cairn_rc_t rc = deposit(agg, "acc-borrowed", 5, "dep-borrowed", &res, &err);
+    fprintf(stderr, "broker down (borrowed log): %s (flags %#x): %s\n", cairn_rc_name(rc),
+            err.flags, err.text);
+    assert_int_not_equal(rc, CAIRN_OK);
+    assert_true(err.flags & CAIRN_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(kmock_ctl(&mock, "up 3"), 0);
+
+    cairn_service_stats_t st0, st1;
+    cairn_service_stats(svc, &st0);
+    rc = retry_same_id(agg, "acc-borrowed", "dep-borrowed", &res, &err);
+    assert_int_equal(rc, CAIRN_OK);
+    assert_int_equal(res.version, 2);
+    cairn_service_stats(svc, &st1);
+    fprintf(stderr, "retry met %" PRIu64 " conflict(s)\n", st1.conflicts - st0.conflicts);
+    assert_true(st1.conflicts - st0.conflicts <= 2);
+    assert_applied_once(f, "idem_borrowed", "acc-borrowed", "dep-borrowed", &res);
+    assert_int_equal(deposit(agg, "acc-borrowed", 1, "dep-borrowed-2", &res, &err), CAIRN_OK);
+    assert_int_equal(res.version, 3);
+    cairn_result_release(&res);
+    cairn_service_destroy(svc);
+    cairn_log_close(log);
 }
 
 /* ---- 2. snapshots on Kafka ------------------------------------------------ */
@@ -795,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_outcome_unknown_append_not_written_is_applied_once_on_retry),
         cmocka_unit_test(test_outcome_unknown_append_written_is_answered_from_log),
         cmocka_unit_test(test_outcome_unknown_append_retried_by_another_writer_is_applied_once),
+        cmocka_unit_test(test_outcome_unknown_append_on_borrowed_log_is_applied_once),
         cmocka_unit_test(test_snapshots_on_kafka_are_written_used_and_ignored_after_code_bump),
         cmocka_unit_test(test_two_processes_take_turns_and_never_decide_on_a_stale_cache),
         cmocka_unit_test(test_registry_down_cached_schemas_keep_working_on_kafka),
