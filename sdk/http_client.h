@@ -42,7 +42,18 @@ const char *cairn__http_display(const cairn__http_t *h);
 /** @brief HTTP attempts made so far (each retry counts). */
 unsigned long cairn__http_attempts(const cairn__http_t *h);
 
-/** @see cairn__registry_client_request in registry_client_int.h */
+/**
+ * @brief One request with the timeouts, retries, auth and TLS.
+ * @param path relative to the registry URL, starting with '/', segments
+ *        already percent-encoded (cairn__http_escape).
+ * @param body the JSON to send (POST/PUT), or NULL.
+ * @param where recorded in err->where on failure (a subject), or NULL.
+ * @param[out] answer the answer's JSON on 2xx (may be NULL when the body
+ *        was empty); json_decref it.
+ * @returns CAIRN_OK on 2xx; otherwise the Confluent error_code mapped through
+ *          CAIRN_RC_MAP (err->cause: the HTTP status), CAIRN_E_UNAVAILABLE /
+ *          CAIRN_E_TIMEOUT (flag RETRIABLE), CAIRN_E_INVALID_TOO_LARGE.
+ */
 cairn_rc_t cairn__http_request(cairn__http_t *h,
                                const char *method,
                                const char *path,

@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_client.h"
 #include "registry_client_int.h"
 
 #define DEFAULT_MAX_CACHED 100000u
@@ -139,7 +138,7 @@ static uint64_t hash_id(int32_t id)
     return ((uint64_t)(uint32_t)id + 1) * 0x9E3779B97F4A7C15ull;
 }
 
-static uint64_t hash_bytes(const char *p, size_t n)
+uint64_t cairn__sdk_fnv1a(const char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
@@ -307,7 +306,7 @@ static cairn_rc_t tkey_make(struct tkey *k, const char *subject, const char *typ
     memcpy(k->key, subject, ls + 1);
     memcpy(k->key + ls + 1, type, lt + 1);
     memcpy(k->key + ls + lt + 2, text, lx + 1);
-    k->hash = hash_bytes(k->key, k->len);
+    k->hash = cairn__sdk_fnv1a(k->key, k->len);
     return CAIRN_OK;
 }
 
@@ -579,20 +578,9 @@ unsigned long cairn__registry_client_attempts(const cairn_registry_client_t *c)
     return cairn__http_attempts(c->http);
 }
 
-cairn_rc_t cairn__registry_client_request(cairn_registry_client_t *c,
-                                          const char *method,
-                                          const char *path,
-                                          const json_t *body,
-                                          const char *where,
-                                          json_t **answer,
-                                          cairn_error_t *err)
+cairn__http_t *cairn__registry_client_http(cairn_registry_client_t *c)
 {
-    return cairn__http_request(c->http, method, path, body, where, answer, err);
-}
-
-char *cairn__registry_client_escape(const char *segment)
-{
-    return cairn__http_escape(segment);
+    return c->http;
 }
 
 /* ---- the calls --------------------------------------------------------- */
@@ -631,6 +619,59 @@ static json_t *schema_body(const char *type, const char *text)
     return b;
 }
 
+/*
+ * The arguments of the calls that send a schema: @p type defaulted to AVRO,
+ * and, when @p k is given, the by-text key made.
+ */
+static cairn_rc_t schema_args(
+    const char *subject, const char **type, const char *text, struct tkey *k, cairn_error_t *err)
+{
+    cairn_rc_t rc;
+    *type = *type && **type ? *type : "AVRO";
+    if ((rc = check_args(subject, text, err)) != CAIRN_OK)
+        return rc;
+    if (!text)
+        return cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, subject, "no schema");
+    if (k && tkey_make(k, subject, *type, text) != CAIRN_OK)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
+    return CAIRN_OK;
+}
+
+/* POST {"schema", "schemaType"?} to "<prefix><escaped subject><suffix>". */
+static cairn_rc_t post_schema(cairn_registry_client_t *c,
+                              const char *prefix,
+                              const char *subject,
+                              const char *suffix,
+                              const char *type,
+                              const char *text,
+                              json_t **ans,
+                              cairn_error_t *err)
+{
+    cairn_buf_t path = {0};
+    json_t *body = NULL;
+    cairn_rc_t rc = subject_path(&path, prefix, subject, suffix, err);
+    if (rc != CAIRN_OK)
+        goto out;
+    if (!(body = schema_body(type, text))) {
+        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
+        goto out;
+    }
+    rc = cairn__http_request(c->http, "POST", path.data, body, subject, ans, err);
+out:
+    json_decref(body);
+    cairn_buf_release(&path);
+    return rc;
+}
+
+/* "/config" for the global level, else "/config/<escaped subject><suffix>". */
+static cairn_rc_t
+config_path(cairn_buf_t *p, const char *subject, const char *suffix, cairn_error_t *err)
+{
+    if (subject)
+        return subject_path(p, "/config/", subject, suffix, err);
+    return subject_path(p, "/config", "", "", err);
+}
+
 cairn_rc_t cairn_registry_client_schema_by_id(cairn_registry_client_t *c,
                                               int32_t id,
                                               cairn_registered_schema_t **out,
@@ -666,6 +707,62 @@ out:
     return rc;
 }
 
+/*
+ * Register (POST /subjects/{s}/versions) or look up (POST /subjects/{s}) a
+ * schema text, answered from the by-text map when it can be: a look-up that
+ * wants the version needs an entry that knows it (a registration's does not).
+ */
+static cairn_rc_t send_schema(cairn_registry_client_t *c,
+                              bool lookup,
+                              const char *subject,
+                              const char *type,
+                              const char *text,
+                              cairn_registered_schema_t **out,
+                              int32_t *version,
+                              cairn_error_t *err)
+{
+    cairn_rc_t rc;
+    struct tkey k = {0};
+    json_t *ans = NULL;
+    cairn_registered_schema_t *s = NULL;
+    int32_t v = 0;
+
+    *out = NULL;
+    if ((rc = schema_args(subject, &type, text, &k, err)) != CAIRN_OK)
+        return rc;
+    if ((*out = cached_text(c, &k, version != NULL, version)))
+        goto out;
+    rc = post_schema(c, "/subjects/", subject, lookup ? "" : "/versions", type, text, &ans, err);
+    if (rc != CAIRN_OK)
+        goto out;
+    if (lookup) {
+        if ((rc = schema_from_answer(c, ans, 0, subject, &s, err)) != CAIRN_OK)
+            goto out;
+        v = answer_int(ans, "version");
+    } else {
+        int32_t id = answer_int(ans, "id");
+        if (!id) {
+            rc = cairn__error_set(err, CAIRN_E_IO, 0, subject,
+                                  "registry %s answered a registration without an id",
+                                  cairn__http_display(c->http));
+            goto out;
+        }
+        if (!(s = cached_id(c, id))) {
+            if ((rc = build_schema(c, id, type, text, NULL, 0, &s, err)) != CAIRN_OK)
+                goto out;
+            s = cache_id(c, s);
+        }
+    }
+    cache_text(c, &k, s, v);
+    if (version)
+        *version = v;
+    *out = s;
+out:
+    json_decref(ans);
+    cairn__free(k.key);
+    return rc;
+}
+
 cairn_rc_t cairn_registry_client_register(cairn_registry_client_t *c,
                                           const char *subject,
                                           const char *type,
@@ -673,49 +770,7 @@ cairn_rc_t cairn_registry_client_register(cairn_registry_client_t *c,
                                           cairn_registered_schema_t **out,
                                           cairn_error_t *err)
 {
-    cairn_rc_t rc;
-    struct tkey k = {0};
-    cairn_buf_t path = {0};
-    json_t *body = NULL, *ans = NULL;
-    cairn_registered_schema_t *s = NULL;
-
-    *out = NULL;
-    type = type && *type ? type : "AVRO";
-    if ((rc = check_args(subject, text, err)) != CAIRN_OK || !text)
-        return rc ? rc : cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, subject, "no schema");
-    if (tkey_make(&k, subject, type, text) != CAIRN_OK)
-        return cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
-    if ((*out = cached_text(c, &k, false, NULL)))
-        goto out;
-    if ((rc = subject_path(&path, "/subjects/", subject, "/versions", err)) != CAIRN_OK)
-        goto out;
-    if (!(body = schema_body(type, text))) {
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
-        goto out;
-    }
-    if ((rc = cairn__http_request(c->http, "POST", path.data, body, subject, &ans, err)) !=
-        CAIRN_OK)
-        goto out;
-    int32_t id = answer_int(ans, "id");
-    if (!id) {
-        rc = cairn__error_set(err, CAIRN_E_IO, 0, subject,
-                              "registry %s answered a registration without an id",
-                              cairn__http_display(c->http));
-        goto out;
-    }
-    if (!(s = cached_id(c, id))) {
-        if ((rc = build_schema(c, id, type, text, NULL, 0, &s, err)) != CAIRN_OK)
-            goto out;
-        s = cache_id(c, s);
-    }
-    cache_text(c, &k, s, 0);
-    *out = s;
-out:
-    json_decref(body);
-    json_decref(ans);
-    cairn_buf_release(&path);
-    cairn__free(k.key);
-    return rc;
+    return send_schema(c, false, subject, type, text, out, NULL, err);
 }
 
 cairn_rc_t cairn_registry_client_lookup(cairn_registry_client_t *c,
@@ -726,42 +781,7 @@ cairn_rc_t cairn_registry_client_lookup(cairn_registry_client_t *c,
                                         int32_t *version,
                                         cairn_error_t *err)
 {
-    cairn_rc_t rc;
-    struct tkey k = {0};
-    cairn_buf_t path = {0};
-    json_t *body = NULL, *ans = NULL;
-    cairn_registered_schema_t *s = NULL;
-
-    *out = NULL;
-    type = type && *type ? type : "AVRO";
-    if ((rc = check_args(subject, text, err)) != CAIRN_OK || !text)
-        return rc ? rc : cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, subject, "no schema");
-    if (tkey_make(&k, subject, type, text) != CAIRN_OK)
-        return cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
-    if ((*out = cached_text(c, &k, version != NULL, version)))
-        goto out;
-    if ((rc = subject_path(&path, "/subjects/", subject, "", err)) != CAIRN_OK)
-        goto out;
-    if (!(body = schema_body(type, text))) {
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
-        goto out;
-    }
-    if ((rc = cairn__http_request(c->http, "POST", path.data, body, subject, &ans, err)) !=
-        CAIRN_OK)
-        goto out;
-    if ((rc = schema_from_answer(c, ans, 0, subject, &s, err)) != CAIRN_OK)
-        goto out;
-    int32_t v = answer_int(ans, "version");
-    cache_text(c, &k, s, v);
-    if (version)
-        *version = v;
-    *out = s;
-out:
-    json_decref(body);
-    json_decref(ans);
-    cairn_buf_release(&path);
-    cairn__free(k.key);
-    return rc;
+    return send_schema(c, true, subject, type, text, out, version, err);
 }
 
 cairn_rc_t cairn_registry_client_latest(cairn_registry_client_t *c,
@@ -798,24 +818,16 @@ cairn_rc_t cairn_registry_client_check(cairn_registry_client_t *c,
                                        cairn_error_t *err)
 {
     cairn_rc_t rc;
-    cairn_buf_t path = {0};
-    json_t *body = NULL, *ans = NULL;
+    json_t *ans = NULL;
     cairn_error_t local = {0};
 
     *compatible = 0;
     if (messages)
         *messages = NULL;
-    type = type && *type ? type : "AVRO";
-    if ((rc = check_args(subject, text, err)) != CAIRN_OK || !text)
-        return rc ? rc : cairn__error_set(err, CAIRN_E_INVALID_SCHEMA, 0, subject, "no schema");
-    if ((rc = subject_path(&path, "/compatibility/subjects/", subject,
-                           "/versions/latest?verbose=true", err)) != CAIRN_OK)
-        goto out;
-    if (!(body = schema_body(type, text))) {
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
-        goto out;
-    }
-    rc = cairn__http_request(c->http, "POST", path.data, body, subject, &ans, &local);
+    if ((rc = schema_args(subject, &type, text, NULL, err)) != CAIRN_OK)
+        return rc;
+    rc = post_schema(c, "/compatibility/subjects/", subject, "/versions/latest?verbose=true", type,
+                     text, &ans, &local);
     if (rc == CAIRN_E_NOT_FOUND_SUBJECT || rc == CAIRN_E_NOT_FOUND_VERSION) {
         /* Confluent answers 404 for a subject without versions: anything may go first. */
         *compatible = 1;
@@ -841,9 +853,7 @@ cairn_rc_t cairn_registry_client_check(cairn_registry_client_t *c,
             rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
     }
 out:
-    json_decref(body);
     json_decref(ans);
-    cairn_buf_release(&path);
     return rc;
 }
 
@@ -858,11 +868,7 @@ cairn_rc_t cairn_registry_client_set_compatibility(cairn_registry_client_t *c,
 
     if (!level || !*level)
         return cairn__error_set(err, CAIRN_E_INVALID_LEVEL, 0, subject, "no level given");
-    if (subject)
-        rc = subject_path(&path, "/config/", subject, "", err);
-    else
-        rc = subject_path(&path, "/config", "", "", err);
-    if (rc != CAIRN_OK)
+    if ((rc = config_path(&path, subject, "", err)) != CAIRN_OK)
         goto out;
     if (!(body = json_pack("{s:s}", "compatibility", level))) {
         rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, subject, "out of memory");
@@ -888,11 +894,7 @@ cairn_rc_t cairn_registry_client_get_compatibility(cairn_registry_client_t *c,
     json_t *ans = NULL;
     const char *q = default_to_global ? "?defaultToGlobal=true" : "";
 
-    if (subject)
-        rc = subject_path(&path, "/config/", subject, q, err);
-    else
-        rc = subject_path(&path, "/config", "", "", err);
-    if (rc != CAIRN_OK)
+    if ((rc = config_path(&path, subject, q, err)) != CAIRN_OK)
         goto out;
     if ((rc = cairn__http_request(c->http, "GET", path.data, NULL, subject, &ans, err)) != CAIRN_OK)
         goto out;

@@ -2,9 +2,9 @@
 /*
  * registry_client_int.h - what the rest of sdk/ (serde.c, the aggregates)
  * and the unit tests reach inside the registry client: the parsed model of
- * a registered schema, a const-safe retain, a raw request for endpoints
- * without their own function, and the count of HTTP attempts (tests use it
- * to prove that an answer came from the cache).
+ * a registered schema, a const-safe retain, the transport for endpoints
+ * without their own function, the count of HTTP attempts (tests use it to
+ * prove that an answer came from the cache) and the caches' hash.
  *
  * Threading: every function here may be called from any thread.
  */
@@ -20,6 +20,7 @@
 #include "cairn/registry_client.h"
 #include "common.h"
 #include "format.h"
+#include "http_client.h"
 
 /**
  * @brief The root of an AVRO schema's parsed model, or NULL for other types.
@@ -40,26 +41,13 @@ cairn_registered_schema_t *cairn__registered_schema_ref(const cairn_registered_s
 unsigned long cairn__registry_client_attempts(const cairn_registry_client_t *c);
 
 /**
- * @brief One request with the client's timeouts, retries, auth and TLS.
- * @param path relative to the registry URL, starting with '/', segments
- *        already percent-encoded (cairn__registry_client_escape).
- * @param body the JSON to send (POST/PUT), or NULL.
- * @param where recorded in err->where on failure (a subject), or NULL.
- * @param[out] answer the answer's JSON on 2xx (may be NULL when the body
- *        was empty); json_decref it.
- * @returns CAIRN_OK on 2xx; otherwise the Confluent error_code mapped through
- *          CAIRN_RC_MAP (err->cause: the HTTP status), CAIRN_E_UNAVAILABLE /
- *          CAIRN_E_TIMEOUT (flag RETRIABLE), CAIRN_E_INVALID_TOO_LARGE.
+ * @brief The client's transport, for endpoints without their own function
+ * (cairn__http_request with the client's timeouts, retries, auth and TLS;
+ * cairn__http_escape for path segments). Borrowed: lives as long as @p c.
  */
-cairn_rc_t cairn__registry_client_request(cairn_registry_client_t *c,
-                                          const char *method,
-                                          const char *path,
-                                          const json_t *body,
-                                          const char *where,
-                                          json_t **answer,
-                                          cairn_error_t *err);
+cairn__http_t *cairn__registry_client_http(cairn_registry_client_t *c);
 
-/** @brief @p segment percent-encoded for a URL path (RFC 3986 unreserved kept); cairn_free. */
-char *cairn__registry_client_escape(const char *segment);
+/** @brief FNV-1a 64 of @p n bytes: the hash of the SDK's text-keyed caches. */
+uint64_t cairn__sdk_fnv1a(const char *p, size_t n);
 
 #endif

@@ -68,16 +68,6 @@ struct cairn_serde {
     size_t nplans;
 };
 
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static size_t plan_bucket(int32_t w, int32_t r)
 {
     uint64_t h = ((uint64_t)(uint32_t)w << 32 | (uint32_t)r) * 0x9E3779B97F4A7C15ull;
@@ -263,7 +253,7 @@ cairn_rc_t cairn_serde_schema(cairn_serde_t *s,
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
     memcpy(key, topic, lt + 1);
     memcpy(key + lt + 1, text, lx + 1);
-    uint64_t h = hash_bytes(key, keylen);
+    uint64_t h = cairn__sdk_fnv1a(key, keylen);
     size_t b = (size_t)(h >> 40) & (NBUCKETS - 1);
 
     pthread_rwlock_rdlock(&s->lock);

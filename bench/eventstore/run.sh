@@ -24,15 +24,8 @@ build=${CAIRN_BUILD_DIR:-$src/build-bench}
 bench=$build/bench/bench_eventstore_append
 mock=${CAIRN_TOOLS_DIR:-$build/tests}/cairn-mock-kafka
 
-smoke=0 keep=0 kafka=1
-for a in "$@"; do
-    case "$a" in
-    --smoke) smoke=1 ;;
-    --keep) keep=1 ;;
-    --no-kafka) kafka=0 ;;
-    *) echo "usage: $0 [--smoke] [--keep] [--no-kafka]" >&2; exit 2 ;;
-    esac
-done
+. "$src/bench/lib.sh"
+bench_options "$@"
 
 if [ "$smoke" = 1 ]; then
     rounds=1 secs=1 replay_events=200000 kafka_events=20000
@@ -47,50 +40,13 @@ for f in "$bench" "$mock"; do
     [ -x "$f" ] || { echo "missing $f: cmake --build $build --target bench_eventstore_append cairn-mock-kafka" >&2; exit 2; }
 done
 
-base=${BENCH_TMPDIR:-/var/tmp}
-fstype=$(stat -f -c %T "$base")
-if [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; then
-    echo "$base is $fstype: fdatasync is free there; set BENCH_TMPDIR to a real disk" >&2
-    exit 2
-fi
-tmp=$(mktemp -d "$base/cairn-bench-es.XXXXXX")
+bench_tmpdir cairn-bench-es
 mock_pid=
 cleanup() {
-    if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null; wait "$mock_pid" 2>/dev/null; fi
-    if [ "$keep" = 1 ]; then echo "# kept $tmp" >&2; else rm -rf "$tmp"; fi
+    stop "$mock_pid"
+    bench_rmtmp
 }
 trap cleanup EXIT
-
-failed=0
-results=$tmp/results.txt
-: >"$results"
-
-# run CASE ARGS...: one round; the line goes to stdout as a comment and to $results.
-run() {
-    local line
-    if line=$("$bench" "$@" 2>"$tmp/last.err"); then
-        echo "# $line"
-        echo "$line" >>"$results"
-    else
-        echo "# FAILED: $*"
-        tail -n 5 "$tmp/last.err" | sed 's/^/#   /'
-        failed=1
-    fi
-    grep -h '^#' "$tmp/last.err" || true
-    cat "$tmp/last.err" >>"$tmp/bench.err"
-}
-
-# med NAME KEY: the median of KEY over the rounds of case NAME.
-med() {
-    grep "^name=$1 " "$results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p" | sort -g |
-        awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]; else print "nan"}'
-}
-all() {
-    grep "^name=$1 " "$results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p" | paste -sd/ -
-}
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a != "nan" && a + 0 >= b + 0) ? "yes" : "no"}'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN {print (a != "nan" && a + 0 < b + 0) ? "yes" : "no"}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b}'; }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cpus, $base on $fstype, $rounds round(s), ${secs}s each"
 
@@ -126,18 +82,7 @@ if [ "$kafka" = 1 ]; then
             args+=(--topic "bench-$k-$r:$partitions")
         done
     done
-    "$mock" --brokers 1 "${args[@]}" >"$tmp/mock.out" 2>"$tmp/mock.err" &
-    mock_pid=$!
-    for _ in $(seq 100); do
-        [ -s "$tmp/mock.out" ] && break
-        sleep 0.1
-    done
-    bootstrap=$(head -n 1 "$tmp/mock.out")
-    if [ -z "$bootstrap" ]; then
-        echo "# FAILED: cairn-mock-kafka printed no bootstrap address" >&2
-        cat "$tmp/mock.err" >&2
-        exit 1
-    fi
+    bench_start_mock "$mock" "${args[@]}"
     echo "# mock cluster $bootstrap (pid $mock_pid), $partitions partitions per topic"
     for r in $(seq "$rounds"); do
         run --events "$kafka_events" kafka-plain "$bootstrap" "bench-plain-$r"
@@ -146,8 +91,7 @@ if [ "$kafka" = 1 ]; then
         run --seconds "$secs" --events 100000 kafka-single "$bootstrap" "bench-single-$r"
     done
     run kafka-watermarks "$bootstrap" "${topics[@]}"
-    kill "$mock_pid"
-    wait "$mock_pid"
+    stop "$mock_pid"
     mock_rc=$?
     mock_pid=
     [ "$mock_rc" = 0 ] || { echo "# cairn-mock-kafka exited $mock_rc" >&2; failed=1; }

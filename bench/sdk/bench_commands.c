@@ -79,15 +79,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void report_error(const char *what, cairn_rc_t rc, const cairn_error_t *err)
 {
     fprintf(stderr, "bench_sdk_commands: %s: %s (%s) where=\"%s\" flags=0x%x\n", what,
@@ -136,7 +127,7 @@ static void *worker_main(void *arg)
                 account = b->order[account];
             }
         } else {
-            account = (long)(xorshift(&rng) % (uint64_t)b->aggregates);
+            account = (long)(bank_random(&rng) % (uint64_t)b->aggregates);
         }
         uint64_t t0 = now_ns();
         if (one_command(b, account, w->opening) != 0) {
@@ -348,7 +339,7 @@ int main(int argc, char **argv)
             b.order[k] = k;
         }
         for (long k = b.aggregates - 1; k > 0; k--) {
-            long j = (long)(xorshift(&rng) % (uint64_t)(k + 1));
+            long j = (long)(bank_random(&rng) % (uint64_t)(k + 1));
             long tmp = b.order[k];
             b.order[k] = b.order[j];
             b.order[j] = tmp;

@@ -29,15 +29,8 @@ bench=$build/bench/bench_sdk_commands
 serde=$build/bench/bench_sdk_serde
 cairn=$build/cli/cairn
 
-smoke=0 keep=0 kafka=1
-for a in "$@"; do
-    case "$a" in
-    --smoke) smoke=1 ;;
-    --keep) keep=1 ;;
-    --no-kafka) kafka=0 ;;
-    *) echo "usage: $0 [--smoke] [--keep] [--no-kafka]" >&2; exit 2 ;;
-    esac
-done
+. "$src/bench/lib.sh"
+bench_options "$@"
 
 if [ "$smoke" = 1 ]; then
     rounds=1 secs=1 hot=200 cold=2000
@@ -64,53 +57,14 @@ if [ "$kafka" = 1 ] && [ ! -x "$mock" ]; then
     exit 2
 fi
 
-base=${BENCH_TMPDIR:-/var/tmp}
-fstype=$(stat -f -c %T "$base")
-if [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; then
-    echo "$base is $fstype: fdatasync is free there; set BENCH_TMPDIR to a real disk" >&2
-    exit 2
-fi
-tmp=$(mktemp -d "$base/cairn-bench-sdk.XXXXXX")
+bench_tmpdir cairn-bench-sdk
 reg_pid= mock_pid=
-stop() {
-    local p=$1
-    [ -n "$p" ] || return 0
-    kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-}
 cleanup() {
     stop "$reg_pid"
     stop "$mock_pid"
-    if [ "$keep" = 1 ]; then echo "# kept $tmp" >&2; else rm -rf "$tmp"; fi
+    bench_rmtmp
 }
 trap cleanup EXIT
-
-failed=0
-results=$tmp/results.txt
-: >"$results"
-
-# run ARGS...: one round of bench_sdk_commands; its line goes to stdout as a comment and to $results.
-run() {
-    local line
-    if line=$("$bench" "$@" 2>"$tmp/last.err"); then
-        echo "# $line"
-        echo "$line" >>"$results"
-    else
-        echo "# FAILED: $*"
-        echo "# $line"
-        tail -n 5 "$tmp/last.err" | sed 's/^/#   /'
-        failed=1
-    fi
-    cat "$tmp/last.err" >>"$tmp/bench.err"
-}
-med() {
-    grep "^name=$1 " "$results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p" | sort -g |
-        awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]; else print "nan"}'
-}
-all() {
-    grep "^name=$1 " "$results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p" | paste -sd/ -
-}
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a != "nan" && a + 0 >= b + 0) ? "yes" : "no"}'; }
 
 # The registry, on its own data directory.
 mkdir "$tmp/registry"
@@ -144,18 +98,7 @@ echo "name=sdk.commands.file.cold threads=$threads aggregates=$cold commands_per
 if [ "$kafka" = 1 ]; then
     args=()
     for r in $(seq "$rounds"); do args+=(--topic "bench-sdk-$r:$partitions"); done
-    "$mock" --brokers 1 "${args[@]}" >"$tmp/mock.out" 2>"$tmp/mock.err" </dev/null &
-    mock_pid=$!
-    for _ in $(seq 100); do
-        [ -s "$tmp/mock.out" ] && break
-        sleep 0.1
-    done
-    bootstrap=$(head -n 1 "$tmp/mock.out")
-    if [ -z "$bootstrap" ]; then
-        echo "# FAILED: cairn-mock-kafka printed no bootstrap address" >&2
-        cat "$tmp/mock.err" >&2
-        exit 1
-    fi
+    bench_start_mock "$mock" "${args[@]}"
     echo "# mock cluster $bootstrap (pid $mock_pid), $partitions partitions per topic"
     for r in $(seq "$rounds"); do
         run --seconds "$secs" --threads "$threads" --aggregates "$hot" --name kafka.hot \

@@ -305,3 +305,12 @@ void bank_thread_done(void)
     json_decref(last_decision);
     last_decision = NULL;
 }
+
+uint64_t bank_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}

@@ -17,6 +17,8 @@
 #ifndef CAIRN_EXAMPLE_BANK_H
 #define CAIRN_EXAMPLE_BANK_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "cairn/sdk.h"
@@ -39,5 +41,12 @@ const json_t *bank_last_decision(void);
 
 /** @brief Frees the calling thread's last decision (call before a thread ends). */
 void bank_thread_done(void);
+
+/**
+ * @brief The next number of a xorshift64 generator (a seeded, repeatable
+ * choice of accounts and amounts for the load drivers: `cairn-bank load`
+ * and bench_sdk_commands). @p state must not be 0; one per thread.
+ */
+uint64_t bank_random(uint64_t *state);
 
 #endif

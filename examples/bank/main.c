@@ -542,15 +542,6 @@ struct load_thread {
     int started;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void load_record(struct load *l,
                         const char *id,
                         const char *account,
@@ -632,9 +623,9 @@ static void *load_main(void *arg)
     uint64_t rng = l->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)t->index * 7919 + 1;
     char account[128], id[256];
     for (long long k = 0; k < t->commands; k++) {
-        long long acc = (long long)(xorshift(&rng) % (uint64_t)l->accounts);
-        int deposit = xorshift(&rng) % 2 == 0;
-        long long amount = 1 + (long long)(xorshift(&rng) % 1000);
+        long long acc = (long long)(bank_random(&rng) % (uint64_t)l->accounts);
+        int deposit = bank_random(&rng) % 2 == 0;
+        long long amount = 1 + (long long)(bank_random(&rng) % 1000);
         snprintf(account, sizeof(account), "%s%lld", l->prefix, acc);
         snprintf(id, sizeof(id), "%s-t%d-%lld", l->run, t->index, k);
         if (load_one(l, id, account, deposit ? "deposit" : "withdraw", amount) != 0) {

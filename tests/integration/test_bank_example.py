@@ -20,21 +20,14 @@ CAIRN_BUILD_DIR set:
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-FAILURES = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-    return cond
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from bank_fixture import check, env_paths, finish, start_registry  # noqa: E402
 
 
 def console_blocks(readme):
@@ -118,42 +111,12 @@ class Shell:
             self.proc.wait()
 
 
-def start_registry(cairn, tmp):
-    data = os.path.join(tmp, "registry")
-    os.mkdir(data)
-    out_path = os.path.join(tmp, "registry.out")
-    out = open(out_path, "wb")
-    proc = subprocess.Popen([cairn, "registry", "serve", "--listen", "127.0.0.1:0", "--data", data],
-                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        m = re.search(r'msg="registry listening" listen="[^"]*:(\d+)"', open(out_path).read())
-        if m:
-            return proc, out, "http://127.0.0.1:%s" % m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    sys.exit("FAIL: the registry did not start: " + open(out_path).read())
-
-
 def main():
-    cairn = os.environ.get("CAIRN_BIN")
-    build = os.environ.get("CAIRN_BUILD_DIR")
+    cairn, bank, mock = env_paths()
     src = os.environ.get("CAIRN_SOURCE_DIR") or os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if not cairn or not os.access(cairn, os.X_OK):
-        sys.exit("FAIL: CAIRN_BIN is not set to the built cairn binary")
-    if not build:
-        sys.exit("FAIL: CAIRN_BUILD_DIR is not set (the build holding examples/bank/cairn-bank)")
-    tools = os.environ.get("CAIRN_TOOLS_DIR") or os.path.join(build, "tests")
-    cairn = os.path.abspath(cairn)
-    tools = os.path.abspath(tools)
-    bank_dir = os.path.abspath(os.path.join(build, "examples", "bank"))
-    for exe in (os.path.join(bank_dir, "cairn-bank"), os.path.join(tools, "cairn-mock-kafka")):
-        if not os.access(exe, os.X_OK):
-            sys.exit("FAIL: no executable %s (build it)" % exe)
+    tools = os.path.dirname(mock)
+    bank_dir = os.path.dirname(bank)
     readme = os.path.join(src, "examples", "bank", "README.md")
     blocks = console_blocks(readme)
     check(len(blocks) >= 5 and sum(len(c) for _, c in blocks) >= 15,
@@ -162,11 +125,11 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cairn-bank-readme-")
     work = os.path.join(tmp, "work")
     os.mkdir(work)
-    reg, reg_out, url = start_registry(cairn, tmp)
+    reg = start_registry(cairn, tmp)
     env = dict(os.environ)
     env.pop("CAIRN_BANK_LOG", None)
-    env["CAIRN_REGISTRY_URL"] = url
-    env["PATH"] = os.pathsep.join([bank_dir, os.path.dirname(os.path.abspath(cairn)), tools,
+    env["CAIRN_REGISTRY_URL"] = reg.url
+    env["PATH"] = os.pathsep.join([bank_dir, os.path.dirname(cairn), tools,
                                    env.get("PATH", "/usr/bin:/bin")])
     env["TMPDIR"] = work  # the README's `cd "$(mktemp -d)"` lands in our scratch space
     sh = Shell(work, env)
@@ -187,21 +150,9 @@ def main():
                     print("      got:\n" + "\n".join("      | " + l for l in out))
     finally:
         sh.close()
-        reg.send_signal(signal.SIGTERM)
-        try:
-            rc = reg.wait(10)
-        except subprocess.TimeoutExpired:
-            reg.kill()
-            rc = reg.wait()
-        reg_out.close()
+        rc = reg.stop()
         check(rc == 0, "the registry exits 0 on SIGTERM (%s)" % rc)
-        if FAILURES:
-            print("kept %s for inspection" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("summary: test_bank_example.py failures=%d -> %s"
-          % (len(FAILURES), "FAIL" if FAILURES else "OK"))
-    sys.exit(1 if FAILURES else 0)
+    finish("test_bank_example.py", tmp)
 
 
 if __name__ == "__main__":

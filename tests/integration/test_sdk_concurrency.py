@@ -27,102 +27,13 @@ Run by ctest (label integration) or by hand with CAIRN_BIN, CAIRN_BUILD_DIR
 import base64
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-FAILURES = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-    return cond
-
-
-def need_exe(path, what):
-    if not os.access(path, os.X_OK):
-        sys.exit("FAIL: no executable %s (%s)" % (path, what))
-    return path
-
-
-def env_paths():
-    cairn = os.environ.get("CAIRN_BIN")
-    build = os.environ.get("CAIRN_BUILD_DIR")
-    if not cairn:
-        sys.exit("FAIL: CAIRN_BIN is not set (the built cairn binary)")
-    if not build:
-        sys.exit("FAIL: CAIRN_BUILD_DIR is not set (the build holding examples/bank/cairn-bank)")
-    tools = os.environ.get("CAIRN_TOOLS_DIR") or os.path.join(build, "tests")
-    return (need_exe(cairn, "CAIRN_BIN"),
-            need_exe(os.path.join(build, "examples", "bank", "cairn-bank"), "build cairn-bank"),
-            need_exe(os.path.join(tools, "cairn-mock-kafka"), "build cairn-mock-kafka"))
-
-
-def read_first_line(proc, path, pattern, timeout):
-    """Waits until the file `path` (the process's output) matches `pattern`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(path, "rb") as f:
-            m = re.search(pattern, f.read().decode(errors="replace"))
-        if m:
-            return m
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    return None
-
-
-class Server:
-    """A child process (registry or mock) stopped by PID with SIGTERM."""
-
-    def __init__(self, args, tmp, name, pattern, merge=True):
-        self.out_path = os.path.join(tmp, name + ".out")
-        self.out = open(self.out_path, "wb")
-        self.err = None if merge else open(os.path.join(tmp, name + ".err"), "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.STDOUT if merge else self.err)
-        self.match = read_first_line(self.proc, self.out_path, pattern, 15.0)
-        if not self.match:
-            self.stop()
-            sys.exit("FAIL: %s did not start: %s" % (name, open(self.out_path).read()))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
-        if self.err:
-            self.err.close()
-        return self.proc.returncode
-
-
-def start_registry(cairn, tmp):
-    data = os.path.join(tmp, "registry")
-    os.mkdir(data)
-    s = Server([cairn, "registry", "serve", "--listen", "127.0.0.1:0", "--data", data], tmp,
-               "registry", r'msg="registry listening" listen="[^"]*:(\d+)"')
-    s.url = "http://127.0.0.1:%s" % s.match.group(1)
-    return s
-
-
-def start_mock(mock, tmp, topics):
-    args = [mock, "--brokers", "1"]
-    for t in topics:
-        args += ["--topic", t]
-    s = Server(args, tmp, "mock", r"^(\S+)\n", merge=False)
-    s.bootstrap = s.match.group(1)
-    return s
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from bank_fixture import check, env_paths, finish, start_mock, start_registry  # noqa: E402
 
 # ---- Avro binary of the bank's events (examples/bank/schemas/*.avsc) -------
 
@@ -363,13 +274,7 @@ def main():
     finally:
         rc = registry.stop()
         check(rc == 0, "the registry exits 0 on SIGTERM (%s)" % rc)
-        if FAILURES:
-            print("kept %s for inspection" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("summary: test_sdk_concurrency.py failures=%d -> %s"
-          % (len(FAILURES), "FAIL" if FAILURES else "OK"))
-    sys.exit(1 if FAILURES else 0)
+    finish("test_sdk_concurrency.py", tmp)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "api/api.h"
-#include "registry_client_int.h"
+#include "registry_fixture.h"
 
 #define RECORD_A                                                                                   \
     "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"a\","         \
@@ -43,73 +42,20 @@
     "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"a\","         \
     "\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\",\"default\":\"x\"}]}"
 
-/* ---- a real registry in this process ----------------------------------- */
-
-struct server {
-    char dir[64];
-    cairn_registry_t *reg;
-    cairn_api_t *api;
-    char url[64];
-};
-
-static int server_start(struct server *s)
-{
-    cairn_error_t err = {0};
-    memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/cairn-rclient-test-XXXXXX");
-    if (!mkdtemp(s->dir))
-        return -1;
-    cairn_registry_options_t ro = {.data_dir = s->dir, .no_sync = 1};
-    if (cairn_registry_open(&ro, &s->reg, &err) != CAIRN_OK) {
-        fprintf(stderr, "registry open: %s\n", err.text);
-        return -1;
-    }
-    cairn_api_options_t ao = {.listen_host = "127.0.0.1", .threads = 2};
-    if (cairn_api_start(s->reg, &ao, &s->api, &err) != CAIRN_OK) {
-        fprintf(stderr, "api start: %s\n", err.text);
-        return -1;
-    }
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", (unsigned)cairn_api_port(s->api));
-    return 0;
-}
-
-static void server_stop_api(struct server *s)
-{
-    cairn_api_stop(s->api);
-    s->api = NULL;
-}
-
-static int server_stop(struct server *s)
-{
-    char cmd[128];
-    server_stop_api(s);
-    cairn_registry_close(s->reg);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+/* ---- a real registry in this process (registry_fixture.h) ------------ */
 
 static struct server g_server; /* shared by the tests that need a live registry */
 
 static int group_setup(void **state)
 {
     (void)state;
-    return server_start(&g_server);
+    return server_start(&g_server, "cairn-rclient-test");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     return server_stop(&g_server);
-}
-
-static cairn_registry_client_t *client_for(const char *url, size_t max_cached)
-{
-    cairn_registry_client_t *c = NULL;
-    cairn_error_t err = {0};
-    cairn_registry_client_options_t o = {
-        .url = url, .timeout_ms = 3000, .backoff_ms = 20, .max_cached_schemas = max_cached};
-    assert_int_equal(cairn_registry_client_new(&o, &c, &err), CAIRN_OK);
-    return c;
 }
 
 static double now_ms(void)
@@ -230,6 +176,41 @@ static cairn_registry_client_t *client_opts(const char *url, int retries, long t
                                          .backoff_ms = 50};
     assert_int_equal(cairn_registry_client_new(&o, &c, &err), CAIRN_OK);
     return c;
+}
+
+/*
+ * Starts @p r (its script added) and asks a new client of it (http, with
+ * @p retries and 2 s timeouts) for schema 7; *s is the schema on success.
+ */
+static cairn_rc_t responder_fetch_7(struct responder *r,
+                                    int retries,
+                                    cairn_registered_schema_t **s,
+                                    cairn_error_t *err)
+{
+    char url[64];
+    responder_start(r);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r->port);
+    cairn_registry_client_t *c = client_opts(url, retries, 2000);
+    cairn_rc_t rc = cairn_registry_client_schema_by_id(c, 7, s, err);
+    cairn_registry_client_destroy(c);
+    return rc;
+}
+
+/*
+ * One scripted answer (repeated) served to a fetch of schema 7 with
+ * @p retries: the result code, @p err, and the requests the responder saw.
+ */
+static cairn_rc_t fetch_7_answered(
+    int status, const char *extra, const char *body, int retries, cairn_error_t *err, int *requests)
+{
+    struct responder r = {0};
+    cairn_registered_schema_t *s = NULL;
+    responder_add(&r, status, extra, body);
+    cairn_rc_t rc = responder_fetch_7(&r, retries, &s, err);
+    *requests = atomic_load(&r.requests);
+    responder_stop(&r);
+    cairn_registered_schema_release(s);
+    return rc;
 }
 
 /* ---- against the real registry ----------------------------------------- */
@@ -443,8 +424,8 @@ static void test_references_are_fetched_and_parsed(void **state)
         "{\"type\":\"record\",\"name\":\"Payment\",\"namespace\":\"com.acme\",\"fields\":["
         "{\"name\":\"amount\",\"type\":\"com.acme.Money\"}]}",
         "references", "name", "com.acme.Money", "subject", "money", "version", 1);
-    assert_int_equal(cairn__registry_client_request(c, "POST", "/subjects/payment/versions", body,
-                                                    "payment", &ans, &err),
+    assert_int_equal(cairn__http_request(cairn__registry_client_http(c), "POST",
+                                         "/subjects/payment/versions", body, "payment", &ans, &err),
                      CAIRN_OK);
     int32_t id = (int32_t)json_integer_value(json_object_get(ans, "id"));
     json_decref(ans);
@@ -580,14 +561,10 @@ static void run_workers(size_t max_cached, const int32_t *ids)
     cairn_registry_client_t *c = client_for(g_server.url, max_cached);
     atomic_int failures;
     struct worker w[THREADS];
-    pthread_t th[THREADS];
     atomic_init(&failures, 0);
-    for (int t = 0; t < THREADS; t++) {
-        w[t] = (struct worker){.c = c, .ids = ids, .seed = t, .failures = &failures};
-        assert_int_equal(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
-    }
     for (int t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
+        w[t] = (struct worker){.c = c, .ids = ids, .seed = t, .failures = &failures};
+    run_threads(worker_main, w, sizeof w[0], THREADS);
     assert_int_equal(atomic_load(&failures), 0);
     cairn_registry_client_destroy(c);
 }
@@ -619,7 +596,7 @@ static void test_cached_schemas_answer_while_the_registry_is_down(void **state)
     struct server srv;
     cairn_error_t err = {0};
     cairn_registered_schema_t *s = NULL, *t = NULL;
-    assert_int_equal(server_start(&srv), 0);
+    assert_int_equal(server_start(&srv, "cairn-rclient-test"), 0);
     cairn_registry_client_t *c = client_opts(srv.url, 1, 1000);
     assert_int_equal(cairn_registry_client_register(c, "down-value", NULL, RECORD_A, &s, &err),
                      CAIRN_OK);
@@ -692,7 +669,7 @@ static void test_503_twice_then_200_succeeds_after_retries(void **state)
 {
     (void)state;
     struct responder r = {0};
-    char url[64], body[512];
+    char body[512];
     cairn_error_t err = {0};
     cairn_registered_schema_t *s = NULL;
     json_t *j = json_pack("{s:s}", "schema", RECORD_A);
@@ -702,82 +679,61 @@ static void test_503_twice_then_200_succeeds_after_retries(void **state)
     responder_add(&r, 503, NULL, "{\"error_code\":50003,\"message\":\"busy\"}");
     responder_add(&r, 503, NULL, "{\"error_code\":50003,\"message\":\"busy\"}");
     responder_add(&r, 200, NULL, body);
-    responder_start(&r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r.port);
-    cairn_registry_client_t *c = client_opts(url, 2, 2000);
-    assert_int_equal(cairn_registry_client_schema_by_id(c, 7, &s, &err), CAIRN_OK);
+    assert_int_equal(responder_fetch_7(&r, 2, &s, &err), CAIRN_OK);
     assert_int_equal(atomic_load(&r.requests), 3);
     assert_int_equal(cairn_registered_schema_id(s), 7);
     assert_string_equal(cairn_registered_schema_name(s), "t.R");
     assert_non_null(strstr(r.last_request, "GET /schemas/ids/7 HTTP/1.1"));
     assert_non_null(strstr(r.last_request, "application/vnd.schemaregistry.v1+json"));
     cairn_registered_schema_release(s);
-    cairn_registry_client_destroy(c);
     responder_stop(&r);
 }
 
 static void test_5xx_after_the_retries_is_unavailable_and_retriable(void **state)
 {
     (void)state;
-    struct responder r = {0};
-    char url[64];
     cairn_error_t err = {0};
-    cairn_registered_schema_t *s = NULL;
-    responder_add(&r, 500, NULL, "{\"error_code\":50001,\"message\":\"store failed\"}");
-    responder_start(&r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r.port);
-    cairn_registry_client_t *c = client_opts(url, 2, 2000);
-    assert_int_equal(cairn_registry_client_schema_by_id(c, 7, &s, &err), CAIRN_E_UNAVAILABLE);
+    int requests = 0;
+    assert_int_equal(fetch_7_answered(500, NULL,
+                                      "{\"error_code\":50001,\"message\":\"store failed\"}", 2,
+                                      &err, &requests),
+                     CAIRN_E_UNAVAILABLE);
     assert_true(err.flags & CAIRN_ERR_RETRIABLE);
     assert_int_equal(err.cause, 500);
     assert_non_null(strstr(err.text, "store failed"));
-    assert_int_equal(atomic_load(&r.requests), 3);
-    cairn_registry_client_destroy(c);
-    responder_stop(&r);
+    assert_int_equal(requests, 3);
 }
 
 static void test_4xx_is_not_retried(void **state)
 {
     (void)state;
-    struct responder r = {0};
-    char url[64];
     cairn_error_t err = {0};
-    cairn_registered_schema_t *s = NULL;
-    responder_add(&r, 404, NULL, "{\"error_code\":40403,\"message\":\"Schema 7 not found\"}");
-    responder_start(&r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r.port);
-    cairn_registry_client_t *c = client_opts(url, 3, 2000);
-    assert_int_equal(cairn_registry_client_schema_by_id(c, 7, &s, &err), CAIRN_E_NOT_FOUND_SCHEMA);
+    int requests = 0;
+    assert_int_equal(fetch_7_answered(404, NULL,
+                                      "{\"error_code\":40403,\"message\":\"Schema 7 not found\"}",
+                                      3, &err, &requests),
+                     CAIRN_E_NOT_FOUND_SCHEMA);
     assert_false(err.flags & CAIRN_ERR_RETRIABLE);
     assert_non_null(strstr(err.text, "Schema 7 not found"));
-    assert_int_equal(atomic_load(&r.requests), 1);
-    cairn_registry_client_destroy(c);
-    responder_stop(&r);
+    assert_int_equal(requests, 1);
 }
 
 static void test_redirects_are_not_followed(void **state)
 {
     (void)state;
-    struct responder r = {0};
-    char url[64];
     cairn_error_t err = {0};
-    cairn_registered_schema_t *s = NULL;
-    responder_add(&r, 302, "Location: http://127.0.0.1:1/elsewhere\r\n", "");
-    responder_start(&r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r.port);
-    cairn_registry_client_t *c = client_opts(url, 2, 2000);
-    assert_int_equal(cairn_registry_client_schema_by_id(c, 7, &s, &err), CAIRN_E_INVALID_REQUEST);
+    int requests = 0;
+    assert_int_equal(
+        fetch_7_answered(302, "Location: http://127.0.0.1:1/elsewhere\r\n", "", 2, &err, &requests),
+        CAIRN_E_INVALID_REQUEST);
     assert_int_equal(err.cause, 302);
-    assert_int_equal(atomic_load(&r.requests), 1);
-    cairn_registry_client_destroy(c);
-    responder_stop(&r);
+    assert_int_equal(requests, 1);
 }
 
 static void test_oversized_answer_is_refused(void **state)
 {
     (void)state;
     struct responder r = {0};
-    char url[64];
     cairn_error_t err = {0};
     cairn_registered_schema_t *s = NULL;
     /* Announces 64 MiB and sends nothing of it: refused on the header. */
@@ -785,12 +741,8 @@ static void test_oversized_answer_is_refused(void **state)
              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 67108864\r\n"
              "Connection: close\r\n\r\n{");
     r.nscript = 1;
-    responder_start(&r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)r.port);
-    cairn_registry_client_t *c = client_opts(url, 2, 2000);
-    assert_int_equal(cairn_registry_client_schema_by_id(c, 7, &s, &err), CAIRN_E_INVALID_TOO_LARGE);
+    assert_int_equal(responder_fetch_7(&r, 2, &s, &err), CAIRN_E_INVALID_TOO_LARGE);
     assert_int_equal(atomic_load(&r.requests), 1);
-    cairn_registry_client_destroy(c);
     responder_stop(&r);
 }
 

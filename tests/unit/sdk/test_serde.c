@@ -20,9 +20,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "api/api.h"
 #include "cairn/serde.h"
-#include "registry_client_int.h"
+#include "registry_fixture.h"
 
 #define ORDER_V1                                                                                   \
     "{\"type\":\"record\",\"name\":\"OrderPlaced\",\"namespace\":\"com.acme\",\"fields\":["        \
@@ -35,54 +34,18 @@
     "{\"type\":\"record\",\"name\":\"OrderPlaced\",\"namespace\":\"com.acme\",\"fields\":["        \
     "{\"name\":\"sku\",\"type\":\"string\"}]}"
 
-struct server {
-    char dir[64];
-    cairn_registry_t *reg;
-    cairn_api_t *api;
-    char url[64];
-};
-
-static struct server g_server;
+static struct server g_server; /* registry_fixture.h */
 
 static int group_setup(void **state)
 {
-    struct server *s = &g_server;
-    cairn_error_t err = {0};
     (void)state;
-    snprintf(s->dir, sizeof s->dir, "/tmp/cairn-serde-test-XXXXXX");
-    if (!mkdtemp(s->dir))
-        return -1;
-    cairn_registry_options_t ro = {.data_dir = s->dir, .no_sync = 1};
-    if (cairn_registry_open(&ro, &s->reg, &err) != CAIRN_OK) {
-        fprintf(stderr, "registry open: %s\n", err.text);
-        return -1;
-    }
-    cairn_api_options_t ao = {.listen_host = "127.0.0.1", .threads = 2};
-    if (cairn_api_start(s->reg, &ao, &s->api, &err) != CAIRN_OK) {
-        fprintf(stderr, "api start: %s\n", err.text);
-        return -1;
-    }
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", (unsigned)cairn_api_port(s->api));
-    return 0;
+    return server_start(&g_server, "cairn-serde-test");
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    cairn_api_stop(g_server.api);
-    cairn_registry_close(g_server.reg);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_server.dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static cairn_registry_client_t *new_client(void)
-{
-    cairn_registry_client_t *c = NULL;
-    cairn_error_t err = {0};
-    cairn_registry_client_options_t o = {.url = g_server.url, .backoff_ms = 20};
-    assert_int_equal(cairn_registry_client_new(&o, &c, &err), CAIRN_OK);
-    return c;
+    return server_stop(&g_server);
 }
 
 static cairn_serde_t *new_serde(cairn_registry_client_t *c, const cairn_serde_options_t *o)
@@ -125,7 +88,7 @@ static void test_wire_prefix_is_magic_zero_then_big_endian_id(void **state)
         cairn_registry_register(g_server.reg, "wire-import", &req, &got_id, NULL, &err), CAIRN_OK);
     assert_int_equal(got_id, id);
 
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     cairn_registered_schema_t *schema = NULL;
     assert_int_equal(cairn_registry_client_schema_by_id(c, id, &schema, &err), CAIRN_OK);
@@ -155,7 +118,7 @@ static void test_bad_wire_bytes_are_refused_clearly(void **state)
 {
     (void)state;
     cairn_error_t err = {0};
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     json_t *out = NULL;
     int32_t wid = -1;
@@ -215,7 +178,7 @@ static void test_subject_names_of_the_three_strategies(void **state)
     (void)state;
     cairn_error_t err = {0};
     char buf[128];
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
 
     cairn_serde_t *s = new_serde(c, NULL); /* TopicRecordName is the default */
     assert_int_equal(cairn_serde_subject(s, "orders", ORDER_V1, buf, sizeof buf, &err), CAIRN_OK);
@@ -275,7 +238,7 @@ static void test_auto_register_sets_backward_transitive_once(void **state)
     (void)state;
     cairn_error_t err = {0};
     char level[64];
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     cairn_registered_schema_t *a = NULL, *b = NULL;
 
@@ -338,7 +301,7 @@ static void test_no_auto_register_looks_up_and_fails_clearly_on_unknown(void **s
 {
     (void)state;
     cairn_error_t err = {0};
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_options_t o = {.no_auto_register = 1};
     cairn_serde_t *ro = new_serde(c, &o);
     cairn_registered_schema_t *a = NULL, *b = NULL;
@@ -371,7 +334,7 @@ static void test_v1_data_reads_as_v2_with_the_default_filled(void **state)
 {
     (void)state;
     cairn_error_t err = {0};
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     cairn_registered_schema_t *v1 = NULL, *v2 = NULL;
     unsigned char *bytes = NULL;
@@ -394,7 +357,7 @@ static void test_v1_data_reads_as_v2_with_the_default_filled(void **state)
     json_decref(out);
 
     /* A reader on a fresh client fetches the writer by id once, then plans from cache. */
-    cairn_registry_client_t *c2 = new_client();
+    cairn_registry_client_t *c2 = client_for(g_server.url, 0);
     cairn_serde_t *s2 = new_serde(c2, NULL);
     cairn_registered_schema_t *r2 = NULL;
     assert_int_equal(
@@ -451,7 +414,7 @@ static void test_validate_lists_every_violation_and_encode_names_the_first(void 
 {
     (void)state;
     cairn_error_t err = {0};
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     cairn_registered_schema_t *v1 = NULL;
     json_t *violations = NULL;
@@ -533,24 +496,20 @@ static void test_one_serde_is_shared_by_8_threads(void **state)
 {
     (void)state;
     cairn_error_t err = {0};
-    cairn_registry_client_t *c = new_client();
+    cairn_registry_client_t *c = client_for(g_server.url, 0);
     cairn_serde_t *s = new_serde(c, NULL);
     cairn_registered_schema_t *v1 = NULL, *v2 = NULL;
     atomic_int failures;
     struct worker w[THREADS];
-    pthread_t th[THREADS];
 
     assert_int_equal(cairn_serde_schema(s, "threads", ORDER_V1, &v1, &err), CAIRN_OK);
     assert_int_equal(cairn_serde_schema(s, "threads", ORDER_V2, &v2, &err), CAIRN_OK);
     cairn_serde_destroy(s);
     s = new_serde(c, NULL); /* empty caches: the threads race to fill them */
     atomic_init(&failures, 0);
-    for (int t = 0; t < THREADS; t++) {
-        w[t] = (struct worker){.s = s, .v1 = v1, .v2 = v2, .seed = t, .failures = &failures};
-        assert_int_equal(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
-    }
     for (int t = 0; t < THREADS; t++)
-        pthread_join(th[t], NULL);
+        w[t] = (struct worker){.s = s, .v1 = v1, .v2 = v2, .seed = t, .failures = &failures};
+    run_threads(worker_main, w, sizeof w[0], THREADS);
     assert_int_equal(atomic_load(&failures), 0);
     cairn_registered_schema_release(v1);
     cairn_registered_schema_release(v2);
