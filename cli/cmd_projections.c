@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_projections.c - `cairn projections run|status|reset|wait|check`: keep
- * read models in PostgreSQL and Redis from the event log, with declarative
+ * cmd_projections.c - `cairn projections run|rebuild|status|reset|wait|check|
+ * dead-letters`: keep read models in PostgreSQL and Redis from the event log, with declarative
  * projector specs (docs/PROJECTIONS.md).
  *
  * Output: `run` writes key=value log lines when stdout is not a terminal
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cairn/eventstore.h"
+#include "cairn/serde.h"
 #include "cli.h"
 #include "projections.h"
 
@@ -35,6 +36,9 @@ static const char projections_usage[] =
     "       cairn projections reset NAME SPEC.json...\n"
     "       cairn projections wait NAME POSITION [--timeout SECONDS] SPEC.json...\n"
     "       cairn projections check [--registry URL] SPEC.json...\n"
+    "       cairn projections rebuild NAME --log URL [--swap-lag N] [--grace-ms MS]\n"
+    "                             [--lock-timeout-ms MS] [--dry-run] [--restart] SPEC.json...\n"
+    "       cairn projections dead-letters list|retry|discard NAME [ID] SPEC.json...\n"
     "\n"
     "'cairn projections <command> --help' tells more; docs/PROJECTIONS.md has the spec format.\n";
 
@@ -75,6 +79,29 @@ static const char wait_usage[] =
     "             at or past it in every partition it names\n"
     "Exits 1 when --timeout (default 30) passes first, 2 on errors.\n";
 
+static const char rebuild_usage[] =
+    "usage: cairn projections rebuild NAME --log URL [--registry URL] [--values MODE]\n"
+    "                             [--swap-lag N] [--grace-ms MS] [--lock-timeout-ms MS]\n"
+    "                             [--dry-run] [--restart] SPEC.json...\n"
+    "\n"
+    "Replays the log into a shadow copy of projector NAME's read model (PostgreSQL:\n"
+    "table <table>_shadow; Redis: the next key generation) while the live model keeps\n"
+    "serving and a separate 'cairn projections run' keeps it following the log. Once\n"
+    "the shadow's lag is at most --swap-lag log positions (default 0) it is swapped in\n"
+    "(PostgreSQL: one short transaction with lock_timeout, retried; Redis: the pointer\n"
+    "key <prefix>gen flips), and the old copy is dropped after --grace-ms (default\n"
+    "5000). A killed rebuild resumes from its own checkpoint; --restart starts the\n"
+    "shadow over. --dry-run prints what would happen and changes nothing.\n";
+
+static const char dead_usage[] =
+    "usage: cairn projections dead-letters list NAME [ID] SPEC.json...\n"
+    "       cairn projections dead-letters retry NAME [ID] [--registry URL] SPEC.json...\n"
+    "       cairn projections dead-letters discard NAME ID SPEC.json...\n"
+    "\n"
+    "Events parked by a projector whose spec says \"on_error\": \"park\". 'list' prints one\n"
+    "line each; 'retry' applies them (all, or ID) to the live read model and removes\n"
+    "those that applied; 'discard' removes one. IDs are <partition>:<position>.\n";
+
 static const char check_usage[] =
     "usage: cairn projections check [--registry URL] SPEC.json...\n"
     "\n"
@@ -83,8 +110,9 @@ static const char check_usage[] =
 
 struct opts {
     const char *log, *registry, *values, *timeout;
-    int exit_at_end, retries;
-    long backoff_ms;
+    int exit_at_end, retries, dry_run, restart;
+    long backoff_ms, grace_ms, lock_timeout_ms;
+    long swap_lag;
     const char *pos[MAX_SPECS + 2];
     size_t npos;
 };
@@ -130,6 +158,26 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o)
         const char **slot = NULL;
         if (!strcmp(a, "--exit-at-end")) {
             o->exit_at_end = 1;
+            continue;
+        }
+        if (!strcmp(a, "--dry-run") || !strcmp(a, "--restart")) {
+            *(a[2] == 'd' ? &o->dry_run : &o->restart) = 1;
+            continue;
+        }
+        if (!strcmp(a, "--swap-lag") || !strcmp(a, "--grace-ms") ||
+            !strcmp(a, "--lock-timeout-ms")) {
+            long n;
+            if (i + 1 >= argc)
+                return usage_error(cmd, "missing value after", a);
+            const char *v = argv[++i];
+            if (parse_long(v, 0, 2000000000L, &n))
+                return usage_error(cmd, "a number 0..2000000000 expected, not", v);
+            if (a[2] == 's')
+                o->swap_lag = n;
+            else if (a[2] == 'g')
+                o->grace_ms = n;
+            else
+                o->lock_timeout_ms = n;
             continue;
         }
         if (!strcmp(a, "--log"))
@@ -195,6 +243,19 @@ static const char *sink_name(const cairn__pj_spec_t *s)
     return s->sink == CAIRN__PJ_SINK_POSTGRES ? "postgres"
            : s->sink == CAIRN__PJ_SINK_REDIS  ? "redis"
                                               : "code";
+}
+
+/* Opens the sink of the live read model (a Redis projector's current generation). */
+static cairn_rc_t open_live(const cairn__pj_spec_t *spec,
+                            const cairn__pj_retry_t *retry,
+                            cairn__pj_sink_t **sink,
+                            cairn_error_t *err)
+{
+    char live[64];
+    cairn_rc_t rc = cairn__pj_live_target(spec, retry, live, sizeof live, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    return cairn__pj_sink_open(spec, live, retry, sink, err);
 }
 
 /* ---- run -------------------------------------------------------------------- */
@@ -365,7 +426,7 @@ static int projections_status(int argc, char **argv)
         cairn__pj_state_t st;
         cairn__pj_retry_t retry = {o.retries ? o.retries : 2, o.backoff_ms ? o.backoff_ms : 100};
         memset(&err, 0, sizeof err);
-        cairn_rc_t rc = cairn__pj_sink_open(specs[i], NULL, &retry, &sink, &err);
+        cairn_rc_t rc = open_live(specs[i], &retry, &sink, &err);
         if (rc == CAIRN_OK)
             rc = cairn__pj_sink_state(sink, &st, &err);
         cairn__pj_sink_close(sink);
@@ -448,7 +509,7 @@ static int projections_reset(int argc, char **argv)
     if ((code = load_named("reset", &o, 1, o.pos[0], specs, &spec)) != 0)
         return code;
     cairn__pj_retry_t retry = {o.retries ? o.retries : 3, o.backoff_ms ? o.backoff_ms : 200};
-    cairn_rc_t rc = cairn__pj_sink_open(spec, NULL, &retry, &sink, &err);
+    cairn_rc_t rc = open_live(spec, &retry, &sink, &err);
     if (rc == CAIRN_OK)
         rc = cairn__pj_sink_reset(sink, &err);
     cairn__pj_sink_close(sink);
@@ -522,10 +583,19 @@ static int projections_wait(int argc, char **argv)
         return code;
     cairn__pj_retry_t retry = {o.retries ? o.retries : 3, o.backoff_ms ? o.backoff_ms : 200};
     double deadline = mono_s() + (double)timeout_s;
-    rc = cairn__pj_sink_open(spec, NULL, &retry, &sink, &err);
+    rc = open_live(spec, &retry, &sink, &err);
     code = 2;
     while (rc == CAIRN_OK) {
         cairn__pj_state_t st;
+        if (spec->sink == CAIRN__PJ_SINK_REDIS &&
+            cairn__pj_redis_check_generation(sink, &err) != CAIRN_OK) {
+            /* A rebuild swapped generations (or the connection went): reopen the live one. */
+            cairn__pj_sink_close(sink);
+            sink = NULL;
+            memset(&err, 0, sizeof err);
+            if ((rc = open_live(spec, &retry, &sink, &err)) != CAIRN_OK)
+                break;
+        }
         rc = cairn__pj_sink_state(sink, &st, &err);
         if (rc != CAIRN_OK)
             break;
@@ -562,6 +632,184 @@ static int projections_wait(int argc, char **argv)
     free_specs(specs, o.npos - 2);
     if (rc != CAIRN_OK)
         return fail("wait", rc, &err);
+    return code;
+}
+
+static int parse_values(const char *cmd, const char *v, cairn__pj_values_t *out)
+{
+    if (!v || !strcmp(v, "auto"))
+        *out = CAIRN__PJ_VALUES_AUTO;
+    else if (!strcmp(v, "json"))
+        *out = CAIRN__PJ_VALUES_JSON;
+    else if (!strcmp(v, "wire"))
+        *out = CAIRN__PJ_VALUES_WIRE;
+    else
+        return usage_error(cmd, "--values takes auto, json or wire, not", v);
+    return 0;
+}
+
+static int projections_rebuild(int argc, char **argv)
+{
+    struct opts o;
+    int code = parse("rebuild", argc, argv, &o);
+    cairn__pj_spec_t *specs[MAX_SPECS + 2] = {0}, *spec;
+    cairn_error_t err = {0};
+    struct sigaction sa;
+
+    if (code)
+        return code;
+    if (!o.log)
+        return usage_error("rebuild", "--log is required", NULL);
+    if (o.npos < 2)
+        return usage_error("rebuild", "give NAME and the SPEC.json files", NULL);
+    cairn__pj_rebuild_opts_t ro = {.log_url = o.log,
+                                   .registry_url = o.registry,
+                                   .retry = {o.retries, o.backoff_ms},
+                                   .swap_lag = (uint64_t)o.swap_lag,
+                                   .grace_ms = o.grace_ms ? o.grace_ms : 5000,
+                                   .lock_timeout_ms = o.lock_timeout_ms,
+                                   .dry_run = o.dry_run,
+                                   .restart = o.restart,
+                                   .stop = &stop_requested,
+                                   .out = stdout};
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--grace-ms") && o.grace_ms == 0)
+            ro.grace_ms = 0; /* --grace-ms 0 given: no grace */
+    if ((code = parse_values("rebuild", o.values, &ro.values)) != 0)
+        return code;
+    if ((code = load_named("rebuild", &o, 1, o.pos[0], specs, &spec)) != 0)
+        return code;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint64_t last_events[1] = {UINT64_MAX};
+    int last_state[1] = {0};
+    struct printer pr = {isatty(STDOUT_FILENO), 0, last_events, last_state, 1};
+    ro.progress_cb = on_progress;
+    ro.progress_opaque = &pr;
+    ro.progress_ms = pr.tty ? 250 : 1000;
+    if (o.registry)
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+    cairn_rc_t rc = cairn__pj_rebuild(spec, &ro, &err);
+    free_specs(specs, o.npos - 1);
+    if (o.registry)
+        curl_global_cleanup();
+    fflush(stdout);
+    if (rc != CAIRN_OK)
+        return fail("rebuild", rc, &err);
+    return 0;
+}
+
+/* ---- dead letters ------------------------------------------------------------ */
+
+struct dead_ctx {
+    cairn__pj_sink_t *sink;
+    cairn_serde_t *serde;
+    const char *action;
+    size_t n, done, failed;
+};
+
+static int on_dead(void *opaque, const cairn__pj_dead_t *d)
+{
+    struct dead_ctx *c = opaque;
+    c->n++;
+    if (!strcmp(c->action, "list")) {
+        printf("id=%s partition=%d position=%" PRIu64 " stream=", d->id, (int)d->partition,
+               d->position);
+        print_quoted(stdout, d->stream);
+        printf(" version=%" PRIu64 " type=", d->version);
+        print_quoted(stdout, d->type);
+        printf(" parked_at=");
+        print_quoted(stdout, d->parked_at);
+        printf(" reason=");
+        print_quoted(stdout, d->reason);
+        printf(" format=%s value=", d->format);
+        print_quoted(stdout, d->value ? d->value : "");
+        printf("\n");
+        return 0;
+    }
+    cairn_error_t err = {0};
+    cairn_rc_t rc = !strcmp(c->action, "retry") ? cairn__pj_dead_retry(c->sink, d, c->serde, &err)
+                                                : cairn__pj_dead_discard(c->sink, d->id, &err);
+    if (rc == CAIRN_OK) {
+        c->done++;
+        printf("id=%s %s=ok\n", d->id, c->action);
+    } else {
+        c->failed++;
+        printf("id=%s %s=failed error=", d->id, c->action);
+        print_quoted(stdout, err.text);
+        printf("\n");
+    }
+    return 0;
+}
+
+static int projections_dead_letters(int argc, char **argv)
+{
+    struct opts o;
+    int code = parse("dead-letters", argc, argv, &o);
+    cairn__pj_spec_t *specs[MAX_SPECS + 2] = {0}, *spec;
+    cairn__pj_sink_t *sink = NULL;
+    cairn_registry_client_t *client = NULL;
+    cairn_serde_t *serde = NULL;
+    cairn_error_t err = {0};
+    const char *id = NULL;
+    size_t first = 2;
+
+    if (code)
+        return code;
+    if (o.npos < 3 ||
+        (strcmp(o.pos[0], "list") && strcmp(o.pos[0], "retry") && strcmp(o.pos[0], "discard")))
+        return usage_error("dead-letters", "give list, retry or discard, NAME and SPEC.json files",
+                           NULL);
+    /* An ID is <partition>:<position>; anything else is a spec file. */
+    if (strchr(o.pos[2], ':') && !strstr(o.pos[2], ".json")) {
+        id = o.pos[2];
+        first = 3;
+    }
+    if (!strcmp(o.pos[0], "discard") && !id)
+        return usage_error("dead-letters", "discard needs an ID", NULL);
+    if ((code = load_named("dead-letters", &o, first, o.pos[1], specs, &spec)) != 0)
+        return code;
+    cairn__pj_retry_t retry = {o.retries ? o.retries : 3, o.backoff_ms ? o.backoff_ms : 200};
+    if (o.registry) {
+        cairn_registry_client_options_t co = {.url = o.registry};
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (cairn_registry_client_new(&co, &client, &err) != CAIRN_OK ||
+            cairn_serde_new(client, NULL, &serde, &err) != CAIRN_OK) {
+            code = fail("dead-letters", err.code ? err.code : CAIRN_E_INVALID, &err);
+            goto out;
+        }
+    }
+    cairn_rc_t rc = open_live(spec, &retry, &sink, &err);
+    struct dead_ctx c = {sink, serde, o.pos[0], 0, 0, 0};
+    if (rc == CAIRN_OK)
+        rc = cairn__pj_dead_list(sink, id, on_dead, &c, &err);
+    if (rc != CAIRN_OK) {
+        code = fail("dead-letters", rc, &err);
+        goto out;
+    }
+    if (id && c.n == 0) {
+        fprintf(stderr, "cairn projections dead-letters: projector '%s' has no dead letter '%s'\n",
+                spec->name, id);
+        code = 2;
+        goto out;
+    }
+    printf("projector=%s dead_letters=%zu", spec->name, c.n);
+    if (strcmp(o.pos[0], "list"))
+        printf(" %s=%zu failed=%zu", !strcmp(o.pos[0], "retry") ? "retried" : "discarded", c.done,
+               c.failed);
+    printf("\n");
+    code = c.failed ? 2 : 0;
+out:
+    cairn__pj_sink_close(sink);
+    cairn_serde_destroy(serde);
+    cairn_registry_client_destroy(client);
+    if (o.registry)
+        curl_global_cleanup();
+    free_specs(specs, o.npos - first);
+    fflush(stdout);
     return code;
 }
 
@@ -612,9 +860,13 @@ int cmd_projections(int argc, char **argv)
         int (*run)(int, char **);
         const char *usage;
     } subs[] = {
-        {"run", projections_run, run_usage},       {"status", projections_status, status_usage},
-        {"reset", projections_reset, reset_usage}, {"wait", projections_wait, wait_usage},
+        {"run", projections_run, run_usage},
+        {"status", projections_status, status_usage},
+        {"reset", projections_reset, reset_usage},
+        {"wait", projections_wait, wait_usage},
         {"check", projections_check, check_usage},
+        {"rebuild", projections_rebuild, rebuild_usage},
+        {"dead-letters", projections_dead_letters, dead_usage},
     };
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(projections_usage, argc < 2 ? stderr : stdout);

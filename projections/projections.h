@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -141,6 +142,7 @@ typedef struct cairn__pj_spec {
     size_t ntypes;
     cairn__pj_handler_t *handlers;
     size_t nhandlers;
+    int on_error_park; /* "on_error": "park": poison events go to the dead letters */
 } cairn__pj_spec_t;
 
 /**
@@ -338,6 +340,10 @@ typedef struct cairn__pj_run_opts {
     cairn__pj_progress_cb *progress_cb;
     void *progress_opaque;
     volatile sig_atomic_t *stop; /* set by a signal handler */
+    /* A rebuild (rebuild.c): write to the shadow copy named by `target`, flag
+       every event `replaying`, and stop once the lag is at most `swap_lag`. */
+    const char *target;
+    uint64_t swap_lag;
 } cairn__pj_run_opts_t;
 
 /**
@@ -350,5 +356,139 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
                          size_t n,
                          const cairn__pj_run_opts_t *o,
                          cairn_error_t *err);
+
+/* ---- rebuild, shadows and dead letters (rebuild.c, shadow_pg.c,
+ *      shadow_redis.c, deadletter.c) ------------------------------------ */
+
+struct pg_conn;
+struct redisContext;
+struct cairn_serde;
+
+/** @brief The sink's PGconn (NULL when not connected). Thread: the sink's. */
+struct pg_conn *cairn__pj_sink_pg_conn(cairn__pj_sink_t *s);
+/** @brief The sink's redisContext (NULL when not connected). Thread: the sink's. */
+struct redisContext *cairn__pj_sink_redis_ctx(cairn__pj_sink_t *s);
+
+/**
+ * @brief The target the live read model is under: "" for PostgreSQL and for
+ * a Redis projector never rebuilt, else the generation its pointer key
+ * (`<prefix>gen`) names ("g1", ...).
+ */
+cairn_rc_t cairn__pj_live_target(const cairn__pj_spec_t *spec,
+                                 const cairn__pj_retry_t *retry,
+                                 char *out,
+                                 size_t size,
+                                 cairn_error_t *err);
+/** @brief Names a live sink's connection so that a swap can find and end it. */
+cairn_rc_t cairn__pj_sink_tag_live(cairn__pj_sink_t *s, cairn_error_t *err);
+
+typedef struct cairn__pj_rebuild_opts {
+    const char *log_url;
+    const char *registry_url;
+    cairn__pj_values_t values;
+    cairn__pj_retry_t retry;
+    uint64_t swap_lag;    /* swap once the shadow's lag is at most this (log positions) */
+    long grace_ms;        /* how long the old copy stays after the swap */
+    long lock_timeout_ms; /* PostgreSQL: lock_timeout of the swap transaction */
+    int swap_attempts;    /* PostgreSQL: swap transactions tried before giving up */
+    int dry_run;          /* report, change nothing */
+    int restart;          /* drop the shadow first instead of resuming it */
+    int progress_ms;
+    cairn__pj_progress_cb *progress_cb;
+    void *progress_opaque;
+    volatile sig_atomic_t *stop;
+    FILE *out; /* key=value report lines */
+} cairn__pj_rebuild_opts_t;
+
+/**
+ * @brief `cairn projections rebuild`: replays the log into a shadow copy
+ * (resuming the shadow's own checkpoint), swaps it in once its lag is at
+ * most swap_lag, and drops the old copy after grace_ms.
+ */
+cairn_rc_t cairn__pj_rebuild(const cairn__pj_spec_t *spec,
+                             const cairn__pj_rebuild_opts_t *o,
+                             cairn_error_t *err);
+
+/* PostgreSQL (shadow_pg.c). */
+#define CAIRN__PJ_PG_SHADOW "shadow"
+cairn_rc_t cairn__pj_pg_describe(const cairn__pj_spec_t *spec,
+                                 const cairn__pj_retry_t *retry,
+                                 FILE *out,
+                                 cairn_error_t *err);
+cairn_rc_t cairn__pj_pg_swap(const cairn__pj_spec_t *spec,
+                             const cairn__pj_rebuild_opts_t *o,
+                             FILE *out,
+                             cairn_error_t *err);
+cairn_rc_t cairn__pj_pg_drop_retired(const cairn__pj_spec_t *spec,
+                                     const cairn__pj_rebuild_opts_t *o,
+                                     FILE *out,
+                                     cairn_error_t *err);
+
+cairn_rc_t cairn__pj_pg_tag(cairn__pj_sink_t *s, cairn_error_t *err);
+
+/* Redis (shadow_redis.c). */
+cairn_rc_t cairn__pj_redis_tag(cairn__pj_sink_t *s, cairn_error_t *err);
+/** @brief CAIRN_E_UNAVAILABLE (RETRIABLE) when the pointer no longer names the sink's target. */
+cairn_rc_t cairn__pj_redis_check_generation(cairn__pj_sink_t *s, cairn_error_t *err);
+cairn_rc_t cairn__pj_redis_generation(const cairn__pj_spec_t *spec,
+                                      const cairn__pj_retry_t *retry,
+                                      char *out,
+                                      size_t size,
+                                      cairn_error_t *err);
+cairn_rc_t cairn__pj_redis_describe(const cairn__pj_spec_t *spec,
+                                    const cairn__pj_retry_t *retry,
+                                    const char *live,
+                                    const char *shadow,
+                                    FILE *out,
+                                    cairn_error_t *err);
+cairn_rc_t cairn__pj_redis_flip(const cairn__pj_spec_t *spec,
+                                const cairn__pj_retry_t *retry,
+                                const char *shadow,
+                                FILE *out,
+                                cairn_error_t *err);
+cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
+                                           const cairn__pj_retry_t *retry,
+                                           const char *gen,
+                                           FILE *out,
+                                           cairn_error_t *err);
+
+/** One parked event. */
+typedef struct cairn__pj_dead {
+    char id[48]; /* "<partition>:<position>" */
+    int32_t partition;
+    uint64_t position;
+    char stream[256];
+    uint64_t version;
+    char type[256];
+    int64_t timestamp_ms;
+    char reason[512];
+    char format[8]; /* "json": value is the decoded event; "raw": hex of the record's value */
+    char *value;    /* owned (cairn__free) */
+    char parked_at[64];
+} cairn__pj_dead_t;
+
+/** @brief Parks an event (idempotent: the same id again changes nothing). */
+cairn_rc_t cairn__pj_dead_park(cairn__pj_sink_t *s, const cairn__pj_dead_t *d, cairn_error_t *err);
+typedef int(cairn__pj_dead_cb)(void *opaque, const cairn__pj_dead_t *d);
+/** @brief Calls @p cb for each parked event (or only @p id) in log order. */
+cairn_rc_t cairn__pj_dead_list(
+    cairn__pj_sink_t *s, const char *id, cairn__pj_dead_cb *cb, void *opaque, cairn_error_t *err);
+/** @brief Removes parked event @p id; CAIRN_E_NOT_FOUND when there is none. */
+cairn_rc_t cairn__pj_dead_discard(cairn__pj_sink_t *s, const char *id, cairn_error_t *err);
+/**
+ * @brief Applies one event to the live read model without moving the
+ * checkpoint (PostgreSQL: under a lock on the checkpoint row; Redis: WATCHed),
+ * so that a runner working at the same time is not disturbed.
+ */
+cairn_rc_t
+cairn__pj_dead_apply(cairn__pj_sink_t *s, const cairn__pj_event_t *ev, cairn_error_t *err);
+/**
+ * @brief Decodes dead letter @p d (wire-format raw values through @p serde,
+ * which may be NULL), applies it with cairn__pj_dead_apply and discards it.
+ */
+cairn_rc_t cairn__pj_dead_retry(cairn__pj_sink_t *s,
+                                const cairn__pj_dead_t *d,
+                                struct cairn_serde *serde,
+                                cairn_error_t *err);
 
 #endif

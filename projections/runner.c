@@ -28,6 +28,23 @@
  * Lag: the main thread reads each partition's end (cairn_log_partition_end)
  * as it goes and compares it with each projector's checkpoint positions;
  * lag is in the log's positions (bytes on the file backend, offsets on Kafka).
+ *
+ * Live and shadow. A live projector resolves the target its read model is
+ * under (a Redis generation: shadow_redis.c) and names its connection
+ * `cairn-pj:<name>`, so that a rebuild's swap can end it; it then reconnects
+ * as after any lost connection and resumes from the swapped-in checkpoint.
+ * A rebuild runs the same loop on the shadow target (opts.target), flags
+ * every event `replaying` and stops once its lag is at most opts.swap_lag.
+ *
+ * Dead letters ("on_error": "park"): an event that cannot be decoded or
+ * whose values the actions cannot use, or that the sink refuses while
+ * applying nothing of its batch (PostgreSQL; Redis EXECABORT), is parked
+ * (deadletter.c) and the batch goes on without it. Parking is idempotent
+ * (keyed by partition and position), so a crash between parking and the
+ * batch's commit parks the same event again and nothing else. A Redis EXEC
+ * error leaves the batch partly applied with its checkpoint: the event is
+ * parked saying so. Gaps and repeats of stream versions always stop the
+ * projector: they are a fault of the log, not of one event.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,11 +58,15 @@
 #include "cairn/serde.h"
 #include "projections.h"
 
-#define POLL_MS 200
+#define POLL_MS        200
+#define CATCHUP_BATCH  20000
+#define CATCHUP_FACTOR 40
+#define CATCHUP_FROM   100
 
 struct vmap_entry {
     char *stream;
     uint64_t version;
+    uint64_t hash; /* hash_str(stream): most probes end without a strcmp */
 };
 
 /* stream -> last version seen (open addressing, linear probing). */
@@ -78,9 +99,13 @@ struct proj {
     size_t nbatch;
     uint64_t accepted; /* records accepted by the callback in this poll */
     struct vmap versions;
-    struct vmap pending; /* versions seen in this poll, committed to `versions` after it */
+    /* Not filled by on_record any more, which records versions in `versions`
+       as it accepts records: a batch that is not applied ends the projector or
+       restarts it from the sink's checkpoint, and start() clears the map. */
+    struct vmap pending;
     int from_start;
     uint64_t start_end[CAIRN__PJ_MAX_PARTITIONS]; /* the log's end when it started */
+    uint64_t parked;                              /* events parked in this run */
     int poison;                                   /* the callback refused a record as poison */
     int stalled; /* the callback refused a record for a retriable reason */
     cairn_error_t cb_err;
@@ -113,19 +138,23 @@ static struct vmap_entry *vmap_find(struct vmap *m, const char *stream)
 {
     if (!m->cap)
         return NULL;
-    for (size_t i = hash_str(stream) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint64_t h = hash_str(stream);
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (!m->slots[i].stream)
             return NULL;
-        if (!strcmp(m->slots[i].stream, stream))
+        if (m->slots[i].hash == h && !strcmp(m->slots[i].stream, stream))
             return &m->slots[i];
     }
 }
 
-static cairn_rc_t vmap_put(struct vmap *m, const char *stream, uint64_t version)
+static cairn_rc_t
+vmap_put(struct vmap *m, const char *stream, uint64_t version, struct vmap_entry **out)
 {
     struct vmap_entry *e = vmap_find(m, stream);
     if (e) {
         e->version = version;
+        if (out)
+            *out = e;
         return CAIRN_OK;
     }
     if ((m->n + 1) * 2 > m->cap) {
@@ -136,7 +165,7 @@ static cairn_rc_t vmap_put(struct vmap *m, const char *stream, uint64_t version)
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->slots[i].stream)
                 continue;
-            size_t j = hash_str(m->slots[i].stream) & (cap - 1);
+            size_t j = m->slots[i].hash & (cap - 1);
             while (slots[j].stream)
                 j = (j + 1) & (cap - 1);
             slots[j] = m->slots[i];
@@ -148,11 +177,14 @@ static cairn_rc_t vmap_put(struct vmap *m, const char *stream, uint64_t version)
     char *copy = cairn__strdup(stream);
     if (!copy)
         return CAIRN_E_NOMEM;
-    size_t j = hash_str(stream) & (m->cap - 1);
+    uint64_t h = hash_str(stream);
+    size_t j = h & (m->cap - 1);
     while (m->slots[j].stream)
         j = (j + 1) & (m->cap - 1);
-    m->slots[j] = (struct vmap_entry){copy, version};
+    m->slots[j] = (struct vmap_entry){copy, version, h};
     m->n++;
+    if (out)
+        *out = &m->slots[j];
     return CAIRN_OK;
 }
 
@@ -174,6 +206,34 @@ static const cairn_header_t *header(const cairn_record_t *r, const char *name)
     return NULL;
 }
 
+/*
+ * Whether @p src certainly yields a usable value for @p ev without
+ * rendering its text: a member that is there and not null (nor an empty
+ * string when @p nonempty, as a key template's part; an integer when
+ * @p integer). 0 means "not certain": check_event then renders it and
+ * says what is wrong, if anything.
+ */
+static int
+src_certain(const cairn__pj_src_t *src, const cairn__pj_event_t *ev, int nonempty, int integer)
+{
+    if (src->kind != CAIRN__PJ_SRC_POINTER)
+        return 0;
+    json_t *v = cairn__pj_pointer_get(ev->value, src->pointer);
+    if (integer)
+        return json_is_integer(v);
+    if (!v || json_is_null(v))
+        return 0;
+    return !nonempty || !json_is_string(v) || json_string_length(v) > 0;
+}
+
+static int tmpl_certain(const cairn__pj_tmpl_t *t, const cairn__pj_event_t *ev)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!t->parts[i].literal && !src_certain(&t->parts[i].src, ev, 1, 0))
+            return 0;
+    return 1;
+}
+
 /* Checks that every source of the event's actions yields a usable value. */
 static cairn_rc_t
 check_event(const cairn__pj_spec_t *spec, const cairn__pj_event_t *ev, cairn_error_t *err)
@@ -184,6 +244,18 @@ check_event(const cairn__pj_spec_t *spec, const cairn__pj_event_t *ev, cairn_err
     cairn_buf_init(&b, 16u << 20);
     for (size_t j = 0; j < h->nactions && rc == CAIRN_OK; j++) {
         const cairn__pj_action_t *a = &h->actions[j];
+        /* The common case, all sources certain, renders nothing. */
+        int certain = 1;
+        for (size_t k = 0; k < a->nassigns && certain; k++)
+            certain = src_certain(&a->assigns[k].src, ev, 0, 0);
+        certain = certain && (!a->key.n || tmpl_certain(&a->key, ev)) &&
+                  (!a->member.n || tmpl_certain(&a->member, ev)) &&
+                  (!a->value.kind ||
+                   src_certain(&a->value, ev, 0,
+                               a->op == CAIRN__PJ_R_INCRBY || a->op == CAIRN__PJ_R_HINCRBY ||
+                                   a->op == CAIRN__PJ_R_ZADD));
+        if (certain)
+            continue;
         for (size_t k = 0; k < a->nassigns && rc == CAIRN_OK; k++) {
             int is_null = 0;
             cairn_buf_reset(&b);
@@ -249,6 +321,85 @@ static int refuse(struct proj *p, const cairn_record_t *r, const char *fmt, ...)
     return 1;
 }
 
+/* Parks record @p r (its decoded @p value, or its raw bytes) as a dead letter. */
+static cairn_rc_t park(struct proj *p,
+                       const cairn_record_t *r,
+                       const char *type,
+                       const json_t *value,
+                       const char *why,
+                       cairn_error_t *err)
+{
+    cairn__pj_dead_t d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.id, sizeof d.id, "%d:%" PRIu64, (int)r->partition, r->position);
+    d.partition = r->partition;
+    d.position = r->position;
+    snprintf(d.stream, sizeof d.stream, "%s", r->stream);
+    d.version = r->version;
+    snprintf(d.type, sizeof d.type, "%s", type);
+    d.timestamp_ms = r->timestamp_ms;
+    snprintf(d.reason, sizeof d.reason, "%s", why);
+    if (value) {
+        snprintf(d.format, sizeof d.format, "json");
+        d.value = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    } else {
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *v = r->value;
+        snprintf(d.format, sizeof d.format, "raw");
+        d.value = malloc(2 * r->value_len + 1);
+        if (d.value) {
+            for (size_t i = 0; i < r->value_len; i++) {
+                d.value[2 * i] = hex[v[i] >> 4];
+                d.value[2 * i + 1] = hex[v[i] & 15];
+            }
+            d.value[2 * r->value_len] = '\0';
+        }
+    }
+    if (!d.value)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    cairn_rc_t rc = cairn__pj_dead_park(p->sink, &d, err);
+    free(d.value);
+    if (rc == CAIRN_OK) {
+        p->parked++;
+        cairn__log(CAIRN_LOG_WARNING, "projections",
+                   "projector '%s' parked the event at partition %d position %" PRIu64
+                   " (stream '%s' version %" PRIu64 "): %s",
+                   p->spec->name, (int)r->partition, r->position, r->stream, r->version, why);
+    }
+    return rc;
+}
+
+/* A bad event: parked (and passed over) when the spec says "park", else poison. */
+CAIRN_PRINTF(5, 6)
+static int refuse_or_park(struct proj *p,
+                          const cairn_record_t *r,
+                          const char *type,
+                          const json_t *value,
+                          const char *fmt,
+                          ...)
+{
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (!p->spec->on_error_park)
+        return refuse(p, r, "%s", why);
+    cairn_error_t e = {0};
+    if (park(p, r, type, value, why, &e) != CAIRN_OK) {
+        p->stalled = 1;
+        p->cb_err = e;
+        return 1;
+    }
+    if (vmap_put(&p->versions, r->stream, r->version, NULL) != CAIRN_OK) {
+        p->stalled = 1;
+        cairn__error_set(&p->cb_err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        return 1;
+    }
+    p->accepted++;
+    return 0;
+}
+
 static int on_record(void *opaque, const cairn_record_t *r)
 {
     struct proj *p = opaque;
@@ -262,9 +413,7 @@ static int on_record(void *opaque, const cairn_record_t *r)
         snprintf(type, sizeof type, "%.*s", (int)(th->value_len < 255 ? th->value_len : 255),
                  (const char *)th->value);
     /* The stream's version: the next one, never a gap or a repeat. */
-    struct vmap_entry *seen = vmap_find(&p->pending, r->stream);
-    if (!seen)
-        seen = vmap_find(&p->versions, r->stream);
+    struct vmap_entry *seen = vmap_find(&p->versions, r->stream);
     if (seen && r->version != seen->version + 1)
         return refuse(p, r, "%s in stream '%s': version %" PRIu64 " after %" PRIu64,
                       r->version <= seen->version ? "a repeat" : "a gap", r->stream, r->version,
@@ -280,7 +429,8 @@ static int on_record(void *opaque, const cairn_record_t *r)
                    (p->o->values == CAIRN__PJ_VALUES_AUTO && r->value_len >= 5 && v[0] == 0);
         if (wire) {
             if (!p->serde)
-                return refuse(p, r, "a wire-format value, but no --registry to decode it");
+                return refuse_or_park(p, r, type, NULL,
+                                      "a wire-format value, but no --registry to decode it");
             cairn_rc_t rc =
                 cairn_serde_decode(p->serde, r->value, r->value_len, NULL, &value, NULL, &e);
             if (rc != CAIRN_OK) {
@@ -292,13 +442,13 @@ static int on_record(void *opaque, const cairn_record_t *r)
                                      p->spec->name, (int)r->partition, r->position, e.text);
                     return 1;
                 }
-                return refuse(p, r, "cannot decode its value: %s", e.text);
+                return refuse_or_park(p, r, type, NULL, "cannot decode its value: %s", e.text);
             }
         } else {
             json_error_t je;
             value = json_loadb(r->value, r->value_len, JSON_DECODE_ANY, &je);
             if (!value)
-                return refuse(p, r, "its value is not JSON: %s", je.text);
+                return refuse_or_park(p, r, type, NULL, "its value is not JSON: %s", je.text);
         }
         ev = (cairn__pj_event_t){.handler = h,
                                  .value = value,
@@ -308,35 +458,31 @@ static int on_record(void *opaque, const cairn_record_t *r)
                                  .position = r->position,
                                  .timestamp_ms = r->timestamp_ms,
                                  .partition = r->partition,
-                                 .replaying = p->from_start && r->partition >= 0 &&
-                                              r->partition < p->npart &&
-                                              r->position < p->start_end[r->partition]};
+                                 .replaying = p->o->target != NULL ||
+                                              (p->from_start && r->partition >= 0 &&
+                                               r->partition < p->npart &&
+                                               r->position < p->start_end[r->partition])};
         if (check_event(p->spec, &ev, &e) != CAIRN_OK) {
+            int stop = refuse_or_park(p, r, type, value, "event type '%s': %s", type, e.text);
             json_decref(value);
-            return refuse(p, r, "event type '%s': %s", type, e.text);
+            return stop;
         }
-        ev.stream = cairn__strdup(r->stream);
-        ev.type = cairn__strdup(type);
-        if (!ev.stream || !ev.type) {
-            cairn__free(ev.stream);
-            cairn__free(ev.type);
-            json_decref(value);
-            p->stalled = 1;
-            cairn__error_set(&p->cb_err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-            return 1;
-        }
-        p->batch[p->nbatch++] = ev;
     }
-    if (vmap_put(&p->pending, r->stream, r->version) != CAIRN_OK) {
+    /* The event's strings outlive the callback without a copy per event:
+       the stream's name is the version map's (freed only after the batch),
+       the type the handler's (equal to it). */
+    if (seen)
+        seen->version = r->version;
+    else if (vmap_put(&p->versions, r->stream, r->version, &seen) != CAIRN_OK) {
+        json_decref(value);
         p->stalled = 1;
         cairn__error_set(&p->cb_err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-        if (h) {
-            p->nbatch--;
-            cairn__free(p->batch[p->nbatch].stream);
-            cairn__free(p->batch[p->nbatch].type);
-            json_decref(p->batch[p->nbatch].value);
-        }
         return 1;
+    }
+    if (h) {
+        ev.stream = seen->stream;
+        ev.type = h->type;
+        p->batch[p->nbatch++] = ev;
     }
     p->accepted++;
     return 0;
@@ -344,11 +490,8 @@ static int on_record(void *opaque, const cairn_record_t *r)
 
 static void batch_clear(struct proj *p)
 {
-    for (size_t i = 0; i < p->nbatch; i++) {
+    for (size_t i = 0; i < p->nbatch; i++)
         json_decref(p->batch[i].value);
-        cairn__free(p->batch[i].stream);
-        cairn__free(p->batch[i].type);
-    }
     p->nbatch = 0;
     p->accepted = 0;
 }
@@ -357,11 +500,42 @@ static void pending_commit(struct proj *p)
 {
     for (size_t i = 0; i < p->pending.cap; i++)
         if (p->pending.slots[i].stream)
-            (void)vmap_put(&p->versions, p->pending.slots[i].stream, p->pending.slots[i].version);
+            (void)vmap_put(&p->versions, p->pending.slots[i].stream, p->pending.slots[i].version,
+                           NULL);
     vmap_clear(&p->pending);
 }
 
 /* ---- one projector's thread ----------------------------------------------- */
+
+/*
+ * The largest batch of a replay from the log's start (a rebuild or a new
+ * projector, up to the log's end seen at start): for PostgreSQL
+ * CATCHUP_FACTOR times the spec's batch_size, at most CATCHUP_BATCH (the
+ * default batch_size, 500, gives 20,000). A set-based batch's cost is
+ * mostly per batch (a transaction, a commit's fsync, a few statements) and
+ * per key it touches, so a replay goes several times faster in large
+ * batches. A batch_size under CATCHUP_FROM is taken as a deliberate choice
+ * of small transactions and kept. Otherwise a poll takes
+ * batch_size records at most, so live batches and their latency stay small.
+ */
+static size_t batch_max(const struct proj *p)
+{
+    size_t n = p->spec->batch_size;
+    if (p->spec->sink == CAIRN__PJ_SINK_POSTGRES && n >= CATCHUP_FROM && n < CATCHUP_BATCH)
+        n = n * CATCHUP_FACTOR < CATCHUP_BATCH ? n * CATCHUP_FACTOR : CATCHUP_BATCH;
+    return n;
+}
+
+/* Whether the projector replays from the log's start, short of the end seen then. */
+static int replaying(const struct proj *p)
+{
+    if (!p->from_start)
+        return 0;
+    for (int i = 0; i < p->npart; i++)
+        if (p->pos[i] < p->start_end[i])
+            return 1;
+    return 0;
+}
 
 static void set_failed(struct proj *p, const cairn_error_t *e)
 {
@@ -391,10 +565,26 @@ static cairn_rc_t start(struct proj *p, cairn__pj_state_t *st, cairn_error_t *er
     cairn_rc_t rc;
     cairn_tail_close(p->tail);
     p->tail = NULL;
-    if (!p->sink) {
-        rc = cairn__pj_sink_open(p->spec, NULL, &p->o->retry, &p->sink, err);
+    for (int attempt = 1; !p->sink; attempt++) {
+        char live[64] = "";
+        cairn_error_t e = {0};
+        if (!p->o->target &&
+            (rc = cairn__pj_live_target(p->spec, &p->o->retry, live, sizeof live, err)) != CAIRN_OK)
+            return rc;
+        rc = cairn__pj_sink_open(p->spec, p->o->target ? p->o->target : live, &p->o->retry,
+                                 &p->sink, err);
         if (rc != CAIRN_OK)
             return rc;
+        if (p->o->target || (rc = cairn__pj_sink_tag_live(p->sink, &e)) == CAIRN_OK)
+            break;
+        /* The live copy was swapped while we connected: connect again. */
+        cairn__pj_sink_close(p->sink);
+        p->sink = NULL;
+        if (rc != CAIRN_E_UNAVAILABLE || attempt >= 5) {
+            if (err)
+                *err = e;
+            return rc;
+        }
     }
     rc = cairn__pj_sink_state(p->sink, st, err);
     if (rc != CAIRN_OK)
@@ -448,6 +638,39 @@ static int caught_up(struct proj *p)
     return up;
 }
 
+/* Log positions between the projector's checkpoint and the log's end. */
+static uint64_t lag(struct proj *p)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->npart; i++) {
+        uint64_t end = cairn_log_partition_end(p->log, i);
+        n += end > p->pos[i] ? end - p->pos[i] : 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* Parks batch event @p i (the sink refused it) and takes it out of the batch. */
+static cairn_rc_t park_batch_event(struct proj *p, size_t i, const char *why, cairn_error_t *err)
+{
+    cairn__pj_event_t *ev = &p->batch[i];
+    cairn_record_t r;
+    memset(&r, 0, sizeof r);
+    r.stream = ev->stream;
+    r.partition = ev->partition;
+    r.position = ev->position;
+    r.version = ev->version;
+    r.timestamp_ms = ev->timestamp_ms;
+    cairn_rc_t rc = park(p, &r, ev->type, ev->value, why, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    json_decref(ev->value); /* stream and type are borrowed (see on_record) */
+    memmove(ev, ev + 1, (p->nbatch - i - 1) * sizeof *ev);
+    p->nbatch--;
+    return CAIRN_OK;
+}
+
 static void *proj_main(void *arg)
 {
     struct proj *p = arg;
@@ -458,7 +681,8 @@ static void *proj_main(void *arg)
     char cp[CAIRN_CHECKPOINT_MAX];
     int stalls = 0;
 
-    p->batch = cairn__calloc(p->spec->batch_size, sizeof *p->batch);
+    size_t bmax = batch_max(p);
+    p->batch = cairn__calloc(bmax, sizeof *p->batch);
     if (!st || !p->batch) {
         rc = cairn__error_set(&err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
         goto out;
@@ -466,11 +690,23 @@ static void *proj_main(void *arg)
     if ((rc = start(p, st, &err)) != CAIRN_OK)
         goto out;
     events = st->events;
+    double gen_checked = mono_s();
     while (!atomic_load(p->quit)) {
-        size_t delivered = 0;
+        size_t delivered = 0, limit = replaying(p) ? bmax : p->spec->batch_size;
+        if (!p->o->target && p->spec->sink == CAIRN__PJ_SINK_REDIS && mono_s() - gen_checked >= 1) {
+            /* A flip whose kill of our connection never came (the rebuild died
+               in between): notice it within a second and move over. */
+            gen_checked = mono_s();
+            if ((rc = cairn__pj_redis_check_generation(p->sink, &err)) == CAIRN_E_UNAVAILABLE) {
+                if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
+                    goto out;
+                continue;
+            }
+            memset(&err, 0, sizeof err);
+        }
         p->poison = p->stalled = 0;
         memset(&p->cb_err, 0, sizeof p->cb_err);
-        rc = cairn_tail_poll(p->tail, POLL_MS, p->spec->batch_size, on_record, p, &delivered, &err);
+        rc = cairn_tail_poll(p->tail, POLL_MS, limit, on_record, p, &delivered, &err);
         if (rc != CAIRN_OK && rc != CAIRN_AGAIN) {
             batch_clear(p);
             vmap_clear(&p->pending);
@@ -484,6 +720,19 @@ static void *proj_main(void *arg)
                 goto out;
             rc = cairn__pj_sink_apply(p->sink, p->batch, p->nbatch, cp, events + n, &failed_at,
                                       &err);
+            while (rc == CAIRN_E_INVALID && p->spec->on_error_park && failed_at >= 0 &&
+                   (size_t)failed_at < p->nbatch) {
+                /* Park the refused event; apply the rest again unless it was applied. */
+                int partly = strstr(err.text, "nothing of the batch was applied") == NULL;
+                if ((rc = park_batch_event(p, (size_t)failed_at, err.text, &err)) != CAIRN_OK)
+                    break;
+                memset(&err, 0, sizeof err);
+                if (partly)
+                    break; /* Redis ran the rest of the batch and its checkpoint */
+                failed_at = -1;
+                rc = cairn__pj_sink_apply(p->sink, p->batch, p->nbatch, cp, events + n, &failed_at,
+                                          &err);
+            }
             batch_clear(p);
             if (rc == CAIRN_E_UNAVAILABLE) {
                 if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
@@ -521,7 +770,10 @@ static void *proj_main(void *arg)
             nap_ms(p->o->retry.backoff_ms << (stalls - 1));
             continue;
         }
-        if (delivered == 0 && caught_up(p)) {
+        if (p->o->target && lag(p) <= p->o->swap_lag)
+            break; /* a rebuild's shadow is close enough to the end to be swapped in */
+        /* A short poll that reached the end needs no empty poll (POLL_MS) to say so. */
+        if ((delivered == 0 || (p->o->exit_at_end && delivered < limit)) && caught_up(p)) {
             pthread_mutex_lock(&p->mu);
             p->caught_up = 1;
             pthread_mutex_unlock(&p->mu);

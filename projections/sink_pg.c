@@ -3,19 +3,28 @@
  * sink_pg.c - the PostgreSQL sink (libpq): a declarative projector's table
  * and its checkpoint row, written together.
  *
- * Exactly once. Each batch is one transaction sent in pipeline mode:
+ * Exactly once. Each batch is one transaction, its rows and the checkpoint
+ * that covers them committing or vanishing together: a runner killed at any
+ * point restarts from the checkpoint of the last committed batch and neither
+ * applies an event twice nor skips one. A batch goes one of two ways.
+ *
+ * Set-based (apply_folded; batches of FOLD_MIN events and more): the batch
+ * is folded per key in the runner's process (a delete wipes what came
+ * before it; later upserts overwrite earlier columns; {"add": ...} counters
+ * are summed, or the batch goes the per-event way when a value is not a
+ * 64-bit integer), the folded rows are COPYed into a temporary staging
+ * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
+ * per (set columns, added columns) pair, so that a column no upsert of the
+ * batch names keeps its value, the checkpoint, COMMIT: one COPY row per key
+ * the batch touches instead of one statement per event, which is what lets
+ * a replay's large batches (runner.c) approach COPY's own rate.
+ *
+ * Per event (small batches, and a set-based batch the server refused for a
+ * reason of the data, to name the poison event), sent in pipeline mode:
  *
  *   BEGIN; <one prepared statement per action of each event, in log order>;
  *   INSERT INTO cairn_checkpoints ... ON CONFLICT (projector) DO UPDATE ...;
  *   COMMIT
- *
- * so the rows and the checkpoint that covers them commit or vanish together:
- * a runner killed at any point restarts from the checkpoint of the last
- * committed batch and neither applies an event twice nor skips one. Events
- * are applied one statement each, in order, rather than merged into one
- * multi-row upsert, because several events of one batch often touch the same
- * row (INSERT ... ON CONFLICT cannot affect a row twice in one statement) and
- * counters ({"add": ...}) must see every increment.
  *
  * Pipelining: the statements go out in chunks of CHUNK commands, each ended by
  * a Sync (which, inside BEGIN, does not end the transaction), and each
@@ -34,6 +43,8 @@
  * "#<target>" for a shadow. Identifiers are checked as plain at load and
  * quoted here.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +57,8 @@
 #define CHUNK      256
 #define CP_TABLE   "cairn_checkpoints"
 #define MAX_PARAMS CAIRN__PJ_MAX_COLUMNS
+#define STAGE      "pg_temp.\"cairn$stage\"" /* no spec identifier has a '$' */
+#define FOLD_MIN   32 /* smaller batches go the per-event way: fewer round trips */
 
 struct pg {
     PGconn *conn;
@@ -53,7 +66,13 @@ struct pg {
     char projector[200]; /* the checkpoint row's key */
     char **stmt_names;   /* per handler and action: "cairn_a<h>_<j>" */
     size_t nstmts;
+    int foldable;      /* batches go set-based (apply_folded) */
+    int staged;        /* the session's staging table exists */
+    struct fold *fold; /* apply_folded's buffers, kept from batch to batch */
 };
+
+static int spec_foldable(const cairn__pj_spec_t *spec);
+static void fold_destroy(struct fold *f);
 
 static void nap_ms(long ms)
 {
@@ -254,6 +273,9 @@ static void pg_disconnect(struct pg *p)
     if (p->conn)
         PQfinish(p->conn);
     p->conn = NULL;
+    fold_destroy(p->fold);
+    p->fold = NULL;
+    p->staged = 0;
     for (size_t i = 0; i < p->nstmts; i++)
         cairn__free(p->stmt_names[i]);
     cairn__free(p->stmt_names);
@@ -313,6 +335,7 @@ static cairn_rc_t pg_open(cairn__pj_sink_t *s, cairn_error_t *err)
     }
     if (rc == CAIRN_OK)
         rc = build_statements(s, p, err);
+    p->foldable = spec_foldable(spec);
 out:
     if (rc != CAIRN_OK) {
         pg_disconnect(p);
@@ -402,13 +425,14 @@ static cairn_rc_t read_chunk(struct pg *p,
     return rc;
 }
 
-static cairn_rc_t pg_apply(cairn__pj_sink_t *s,
-                           const cairn__pj_event_t *evs,
-                           size_t n,
-                           const char *checkpoint,
-                           uint64_t events,
-                           long *failed_at,
-                           cairn_error_t *err)
+/* Applies the batch one prepared statement per action (see the top). */
+static cairn_rc_t apply_rows(cairn__pj_sink_t *s,
+                             const cairn__pj_event_t *evs,
+                             size_t n,
+                             const char *checkpoint,
+                             uint64_t events,
+                             long *failed_at,
+                             cairn_error_t *err)
 {
     struct pg *p = s->impl;
     const cairn__pj_spec_t *spec = s->spec;
@@ -507,6 +531,580 @@ out:
     return rc;
 }
 
+/* ---- set-based batches ----------------------------------------------------- */
+
+/* Appends the decimal text of @p v (faster than printf on the hot path). */
+static cairn_rc_t append_i64(cairn_buf_t *out, long long v)
+{
+    char tmp[24], *q = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    return cairn_buf_append(out, q, (size_t)(tmp + sizeof tmp - q));
+}
+
+/* cairn__pj_src_text with the common cases (a string or an integer member) inline. */
+static cairn_rc_t src_text(const cairn__pj_src_t *src,
+                           const cairn__pj_event_t *ev,
+                           cairn_buf_t *out,
+                           int *is_null,
+                           cairn_error_t *err)
+{
+    if (src->kind == CAIRN__PJ_SRC_POINTER) {
+        json_t *v = cairn__pj_pointer_get(ev->value, src->pointer);
+        cairn_rc_t rc = CAIRN_OK;
+        *is_null = 0;
+        if (json_is_string(v))
+            rc = cairn_buf_append(out, json_string_value(v), json_string_length(v));
+        else if (json_is_integer(v))
+            rc = append_i64(out, (long long)json_integer_value(v));
+        else
+            return cairn__pj_src_text(src, ev, out, is_null, err);
+        if (rc != CAIRN_OK)
+            return cairn__error_set(err, rc, 0, NULL, "value too large");
+        return CAIRN_OK;
+    }
+    return cairn__pj_src_text(src, ev, out, is_null, err);
+}
+
+/* One value of a folded row: bytes in the fold's arena, or NULL. */
+struct fval {
+    size_t off;
+    long len; /* -1: NULL */
+};
+
+/* A row after the batch's actions on its key: deleted first, then upserted with `mask`. */
+struct frow {
+    uint64_t hash;
+    uint64_t mask; /* the columns the upserts after the last delete set (bit = column index) */
+    uint64_t add;  /* those of them only added to: their value is the sum of the additions */
+    int del;
+};
+
+struct fold {
+    size_t ncols;
+    cairn_buf_t arena;
+    struct frow *rows;
+    struct fval *vals; /* ncols per row */
+    size_t nrows, arows;
+    size_t *slots; /* row index + 1; 0 = empty */
+    size_t cap;
+    uint64_t *masks; /* the distinct non-zero (mask, add) pairs, in first-seen order */
+    size_t nmasks, amasks;
+    int ndel;
+    cairn_buf_t data; /* the COPY data */
+    cairn_buf_t sql;  /* the statements after it */
+};
+
+static void fold_destroy(struct fold *f)
+{
+    if (!f)
+        return;
+    cairn_buf_release(&f->arena);
+    cairn_buf_release(&f->data);
+    cairn_buf_release(&f->sql);
+    cairn__free(f->rows);
+    cairn__free(f->vals);
+    cairn__free(f->slots);
+    cairn__free(f->masks);
+    cairn__free(f);
+}
+
+/* Empties @p f for the next batch, keeping its memory (but not a huge one's). */
+static void fold_reset(struct fold *f)
+{
+    if (f->arena.alloc > (256u << 20) || f->data.alloc > (256u << 20)) {
+        cairn_buf_release(&f->arena);
+        cairn_buf_release(&f->data);
+    }
+    cairn_buf_reset(&f->arena);
+    cairn_buf_reset(&f->data);
+    cairn_buf_reset(&f->sql);
+    if (f->nrows)
+        memset(f->slots, 0, f->cap * sizeof *f->slots);
+    f->nrows = f->nmasks = 0;
+    f->ndel = 0;
+}
+
+static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return (h ^ n) * 1099511628211ull;
+}
+
+static cairn_rc_t fold_grow(struct fold *f)
+{
+    if (f->nrows == f->arows) {
+        size_t n = f->arows ? f->arows * 2 : 1024;
+        struct frow *rows = cairn__realloc(f->rows, n * sizeof *rows);
+        if (!rows)
+            return CAIRN_E_NOMEM;
+        f->rows = rows;
+        struct fval *vals = cairn__realloc(f->vals, n * f->ncols * sizeof *vals);
+        if (!vals)
+            return CAIRN_E_NOMEM;
+        f->vals = vals;
+        f->arows = n;
+    }
+    if ((f->nrows + 1) * 2 > f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 2048;
+        size_t *slots = cairn__calloc(cap, sizeof *slots);
+        if (!slots)
+            return CAIRN_E_NOMEM;
+        for (size_t r = 0; r < f->nrows; r++) {
+            size_t j = f->rows[r].hash & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = r + 1;
+        }
+        cairn__free(f->slots);
+        f->slots = slots;
+        f->cap = cap;
+    }
+    return CAIRN_OK;
+}
+
+/* Parses a value of the arena as a 64-bit integer: 0 when it is not one (or NULL). */
+static int int_text(const struct fold *f, const struct fval *v, long long *out)
+{
+    char tmp[24], *end;
+    if (v->len <= 0 || (size_t)v->len >= sizeof tmp)
+        return 0;
+    memcpy(tmp, f->arena.data + v->off, (size_t)v->len);
+    tmp[v->len] = '\0';
+    errno = 0;
+    *out = strtoll(tmp, &end, 10);
+    return !errno && *end == '\0' && (tmp[0] == '-' || (tmp[0] >= '0' && tmp[0] <= '9'));
+}
+
+/*
+ * Folds one action of one event into its key's row. CAIRN_AGAIN: the batch
+ * cannot be folded (an addition that is not a 64-bit integer, or overflows):
+ * it goes the per-event way.
+ */
+static cairn_rc_t fold_action(struct fold *f,
+                              const cairn__pj_spec_t *spec,
+                              const cairn__pj_action_t *a,
+                              const cairn__pj_event_t *ev,
+                              cairn_error_t *err)
+{
+    struct fval cur[MAX_PARAMS];
+    uint64_t set = 0, h = 1469598103934665603ull;
+    cairn_rc_t rc;
+
+    for (size_t k = 0; k < a->nassigns; k++) {
+        size_t col = a->assigns[k].column, before = f->arena.len;
+        int is_null = 0;
+        if ((rc = src_text(&a->assigns[k].src, ev, &f->arena, &is_null, err)) != CAIRN_OK)
+            return rc;
+        /* A value ends at a NUL, as the per-event way's C string parameters do. */
+        const char *nul = f->arena.len > before
+                              ? memchr(f->arena.data + before, '\0', f->arena.len - before)
+                              : NULL;
+        size_t len = nul ? (size_t)(nul - (f->arena.data + before)) : f->arena.len - before;
+        cur[col] = (struct fval){before, is_null ? -1 : (long)len};
+        set |= 1ull << col;
+    }
+    for (size_t c = 0; c < spec->ncolumns; c++)
+        if (spec->columns[c].key)
+            h = hash_bytes(h, cur[c].len > 0 ? f->arena.data + cur[c].off : "",
+                           cur[c].len > 0 ? (size_t)cur[c].len : 0);
+    if ((rc = fold_grow(f)) != CAIRN_OK)
+        return cairn__error_set(err, rc, 0, NULL, "out of memory");
+    size_t j = h & (f->cap - 1), r;
+    for (;; j = (j + 1) & (f->cap - 1)) {
+        if (!f->slots[j]) {
+            r = f->nrows++;
+            f->slots[j] = r + 1;
+            f->rows[r] = (struct frow){h, 0, 0, 0};
+            for (size_t c = 0; c < f->ncols; c++)
+                f->vals[r * f->ncols + c] = (struct fval){0, -1};
+            for (size_t c = 0; c < spec->ncolumns; c++)
+                if (spec->columns[c].key)
+                    f->vals[r * f->ncols + c] = cur[c];
+            break;
+        }
+        r = f->slots[j] - 1;
+        if (f->rows[r].hash != h)
+            continue;
+        int same = 1;
+        for (size_t c = 0; c < spec->ncolumns && same; c++) {
+            const struct fval *x = &f->vals[r * f->ncols + c];
+            if (spec->columns[c].key)
+                same = x->len == cur[c].len &&
+                       (x->len <= 0 || !memcmp(f->arena.data + x->off, f->arena.data + cur[c].off,
+                                               (size_t)x->len));
+        }
+        if (same)
+            break;
+    }
+    struct frow *row = &f->rows[r];
+    if (a->op == CAIRN__PJ_PG_DELETE) {
+        if (!row->del)
+            f->ndel++;
+        row->del = 1;
+        row->mask = row->add = 0;
+        return CAIRN_OK;
+    }
+    for (size_t k = 0; k < a->nassigns; k++) {
+        size_t col = a->assigns[k].column;
+        uint64_t bit = 1ull << col;
+        struct fval *dst = &f->vals[r * f->ncols + col];
+        if (!a->assigns[k].add) {
+            *dst = cur[col];
+            row->add &= ~bit;
+        } else if (!(row->mask & bit)) {
+            /* A first addition: the sum so far, added to the stored value
+               (COALESCE(c, 0) + sum) or inserted as it is. */
+            long long x;
+            if (!int_text(f, &cur[col], &x))
+                return CAIRN_AGAIN;
+            *dst = cur[col];
+            row->add |= bit;
+        } else {
+            /* c = COALESCE(c, 0) + v over a value of this batch: summed here. */
+            long long x, y = 0;
+            if (!int_text(f, &cur[col], &x) || (dst->len >= 0 && !int_text(f, dst, &y)) ||
+                (x > 0 && y > LLONG_MAX - x) || (x < 0 && y < LLONG_MIN - x))
+                return CAIRN_AGAIN;
+            size_t before = f->arena.len;
+            if (append_i64(&f->arena, x + y) != CAIRN_OK)
+                return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+            *dst = (struct fval){before, (long)(f->arena.len - before)};
+        }
+    }
+    row->mask |= set;
+    return CAIRN_OK;
+}
+
+/* Appends @p n bytes escaped for COPY's text format. */
+static cairn_rc_t copy_text(cairn_buf_t *out, const char *p, size_t n)
+{
+    size_t start = 0;
+    cairn_rc_t rc = CAIRN_OK;
+    for (size_t i = 0; i < n && rc == CAIRN_OK; i++) {
+        const char *esc = NULL;
+        switch (p[i]) {
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\0': /* as a C string parameter would: the value ends here */
+            n = i;
+            continue;
+        default:
+            continue;
+        }
+        rc = cairn_buf_append(out, p + start, i - start);
+        if (rc == CAIRN_OK)
+            rc = cairn_buf_append(out, esc, 2);
+        start = i + 1;
+    }
+    if (rc == CAIRN_OK && n > start)
+        rc = cairn_buf_append(out, p + start, n - start);
+    return rc;
+}
+
+/* The staging table's COPY data for the folded rows. */
+static cairn_rc_t
+fold_copy_data(const struct fold *f, const cairn__pj_spec_t *spec, cairn_buf_t *out)
+{
+    cairn_rc_t rc = CAIRN_OK;
+    for (size_t r = 0; r < f->nrows && rc == CAIRN_OK; r++) {
+        const struct frow *row = &f->rows[r];
+        rc = cairn_buf_append(out, row->del ? "t\t" : "f\t", 2);
+        if (rc == CAIRN_OK)
+            rc = append_i64(out, (long long)row->mask);
+        if (rc == CAIRN_OK)
+            rc = cairn_buf_append(out, "\t", 1);
+        if (rc == CAIRN_OK)
+            rc = append_i64(out, (long long)row->add);
+        for (size_t c = 0; c < spec->ncolumns && rc == CAIRN_OK; c++) {
+            const struct fval *v = &f->vals[r * f->ncols + c];
+            int present = spec->columns[c].key || (row->mask >> c & 1);
+            rc = cairn_buf_append(out, "\t", 1);
+            if (rc != CAIRN_OK)
+                break;
+            if (!present || v->len < 0)
+                rc = cairn_buf_append(out, "\\N", 2);
+            else if (v->len > 0)
+                rc = copy_text(out, f->arena.data + v->off, (size_t)v->len);
+        }
+        if (rc == CAIRN_OK)
+            rc = cairn_buf_append(out, "\n", 1);
+    }
+    return rc;
+}
+
+/* Whether the spec's batches can be folded per key: a mask bit per column. */
+static int spec_foldable(const cairn__pj_spec_t *spec)
+{
+    return spec->ncolumns <= 64;
+}
+
+/* Creates the session's staging table (once per connection). */
+static cairn_rc_t make_stage(struct pg *p, const cairn__pj_spec_t *spec, cairn_error_t *err)
+{
+    cairn_buf_t sql;
+    cairn_rc_t rc;
+    int typed_key = 0;
+    cairn_buf_init(&sql, 1 << 20);
+    cairn_buf_appends(&sql, "CREATE TEMP TABLE IF NOT EXISTS " STAGE
+                            " (\"cairn$del\" boolean, \"cairn$mask\" bigint, \"cairn$add\" bigint");
+    for (size_t i = 0; i < spec->ncolumns; i++) {
+        cairn_buf_printf(&sql, ", \"%s\" %s", spec->columns[i].name, spec->columns[i].type);
+        if (spec->columns[i].key && strcmp(spec->columns[i].type, "text") &&
+            strcmp(spec->columns[i].type, "varchar"))
+            typed_key = 1;
+    }
+    /* Two texts of one typed key ("1" and "01") fold apart but name one row: a
+       key on the stage refuses them, and the batch goes the per-event way. */
+    if (typed_key) {
+        cairn_buf_appends(&sql, ", PRIMARY KEY (");
+        for (size_t i = 0, k = 0; i < spec->ncolumns; i++)
+            if (spec->columns[i].key)
+                cairn_buf_printf(&sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[i].name);
+        cairn_buf_appends(&sql, ")");
+    }
+    cairn_buf_appends(&sql, ") ON COMMIT DELETE ROWS");
+    if (!sql.data)
+        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    else
+        rc = exec_cmd(p, spec, sql.data, 0, NULL, NULL, err);
+    cairn_buf_release(&sql);
+    if (rc == CAIRN_OK)
+        p->staged = 1;
+    return rc;
+}
+
+/* DELETE ... USING the stage, one INSERT ... SELECT per mask, the checkpoint, COMMIT. */
+static cairn_rc_t fold_sql(struct pg *p,
+                           const struct fold *f,
+                           const cairn__pj_spec_t *spec,
+                           const char *checkpoint,
+                           uint64_t events,
+                           cairn_buf_t *sql,
+                           cairn_error_t *err)
+{
+    if (f->ndel) {
+        cairn_buf_printf(sql, "DELETE FROM %s AS t USING " STAGE " AS s WHERE s.\"cairn$del\"",
+                         p->table);
+        for (size_t c = 0; c < spec->ncolumns; c++)
+            if (spec->columns[c].key)
+                cairn_buf_printf(sql, " AND t.\"%s\" = s.\"%s\"", spec->columns[c].name,
+                                 spec->columns[c].name);
+        cairn_buf_appends(sql, ";\n");
+    }
+    for (size_t m = 0; m < f->nmasks; m++) {
+        uint64_t mask = f->masks[2 * m], add = f->masks[2 * m + 1];
+        int nupd = 0;
+        cairn_buf_printf(sql, "INSERT INTO %s AS t (", p->table);
+        for (size_t c = 0, k = 0; c < spec->ncolumns; c++)
+            if (mask >> c & 1)
+                cairn_buf_printf(sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[c].name);
+        cairn_buf_appends(sql, ") SELECT ");
+        for (size_t c = 0, k = 0; c < spec->ncolumns; c++)
+            if (mask >> c & 1)
+                cairn_buf_printf(sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[c].name);
+        cairn_buf_appends(sql, " FROM " STAGE " WHERE \"cairn$mask\" = ");
+        append_i64(sql, (long long)mask);
+        cairn_buf_appends(sql, " AND \"cairn$add\" = ");
+        append_i64(sql, (long long)add);
+        cairn_buf_appends(sql, " ON CONFLICT (");
+        for (size_t c = 0, k = 0; c < spec->ncolumns; c++)
+            if (spec->columns[c].key)
+                cairn_buf_printf(sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[c].name);
+        cairn_buf_appends(sql, ") DO ");
+        for (size_t c = 0; c < spec->ncolumns; c++) {
+            const char *name = spec->columns[c].name;
+            if (!(mask >> c & 1) || spec->columns[c].key)
+                continue;
+            cairn_buf_appends(sql, nupd++ ? ", " : "UPDATE SET ");
+            if (add >> c & 1)
+                cairn_buf_printf(sql, "\"%s\" = COALESCE(t.\"%s\", 0) + EXCLUDED.\"%s\"", name,
+                                 name, name);
+            else
+                cairn_buf_printf(sql, "\"%s\" = EXCLUDED.\"%s\"", name, name);
+        }
+        cairn_buf_appends(sql, nupd ? ";\n" : "NOTHING;\n");
+    }
+    char *proj = PQescapeLiteral(p->conn, p->projector, strlen(p->projector));
+    char *cp = PQescapeLiteral(p->conn, checkpoint, strlen(checkpoint));
+    if (proj && cp) {
+        cairn_buf_printf(sql,
+                         "INSERT INTO " CP_TABLE
+                         " (projector, checkpoint, events, updated_at, poison) VALUES (%s, %s, ",
+                         proj, cp);
+        append_i64(sql, (long long)events);
+        cairn_buf_appends(sql, ", now(), NULL) ON CONFLICT (projector) DO UPDATE SET "
+                               "checkpoint = EXCLUDED.checkpoint, events = EXCLUDED.events, "
+                               "updated_at = EXCLUDED.updated_at, poison = NULL;\nCOMMIT");
+    }
+    if (proj)
+        PQfreemem(proj);
+    if (cp)
+        PQfreemem(cp);
+    if (!proj || !cp || !sql->data)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    return CAIRN_OK;
+}
+
+/*
+ * The batch set-based, as one transaction: fold its actions per key (the
+ * last delete wins over what came before it; upserts after it merge, later
+ * columns over earlier ones), COPY the folded rows into the session's staging
+ * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
+ * per set of columns the upserts set (so a column no upsert of the batch
+ * names keeps its value), the checkpoint, COMMIT. About one COPY row per key
+ * instead of one statement per event: what makes large batches cheap.
+ * CAIRN_AGAIN: the fold or the server refused the batch for a reason of an
+ * event (nothing applied): the caller applies it the per-event way, which
+ * names the poison event.
+ */
+static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *evs,
+                               size_t n,
+                               const char *checkpoint,
+                               uint64_t events,
+                               cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_error_t e = {0};
+    int in_tx = 0;
+
+    if (!p->fold) {
+        if (!(p->fold = cairn__calloc(1, sizeof *p->fold)))
+            return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        p->fold->ncols = spec->ncolumns;
+        cairn_buf_init(&p->fold->arena, (size_t)1 << 31);
+        cairn_buf_init(&p->fold->data, (size_t)1 << 31);
+        cairn_buf_init(&p->fold->sql, 16u << 20);
+    }
+    struct fold *f = p->fold;
+    cairn_buf_t *data = &f->data, *sql = &f->sql;
+    fold_reset(f);
+    for (size_t i = 0; i < n && rc == CAIRN_OK; i++) {
+        const cairn__pj_handler_t *h = evs[i].handler;
+        for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++)
+            rc = fold_action(f, spec, &h->actions[j], &evs[i], &e);
+    }
+    if (rc != CAIRN_OK) {
+        rc =
+            rc == CAIRN_E_NOMEM ? cairn__error_set(err, rc, 0, NULL, "out of memory") : CAIRN_AGAIN;
+        goto out;
+    }
+    for (size_t r = 0; r < f->nrows && rc == CAIRN_OK; r++) {
+        uint64_t mask = f->rows[r].mask, add = f->rows[r].add;
+        size_t m = 0;
+        while (m < f->nmasks && (f->masks[2 * m] != mask || f->masks[2 * m + 1] != add))
+            m++;
+        if (!mask || m < f->nmasks)
+            continue;
+        if (f->nmasks == f->amasks) {
+            size_t na = f->amasks ? f->amasks * 2 : 8;
+            uint64_t *x = cairn__realloc(f->masks, 2 * na * sizeof *x);
+            if (!x) {
+                rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+                goto out;
+            }
+            f->masks = x;
+            f->amasks = na;
+        }
+        f->masks[2 * f->nmasks] = mask;
+        f->masks[2 * f->nmasks++ + 1] = add;
+    }
+    if (fold_copy_data(f, spec, data) != CAIRN_OK ||
+        fold_sql(p, f, spec, checkpoint, events, sql, err) != CAIRN_OK) {
+        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    if (!p->staged && (rc = make_stage(p, spec, &e)) != CAIRN_OK) {
+        p->foldable = rc == CAIRN_E_UNAVAILABLE; /* refused: the per-event way from now on */
+        goto out;
+    }
+    if ((rc = exec_cmd(p, spec, "BEGIN", 0, NULL, NULL, &e)) != CAIRN_OK)
+        goto out;
+    in_tx = 1;
+    PGresult *res = PQexec(p->conn, "COPY " STAGE " FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = pg_fail(p, res, spec, "COPY", &e);
+        PQclear(res);
+        goto out;
+    }
+    PQclear(res);
+    int ok = 1;
+    for (size_t off = 0; ok && off < data->len; off += 1 << 20) {
+        size_t len = data->len - off < (1u << 20) ? data->len - off : 1u << 20;
+        ok = PQputCopyData(p->conn, data->data + off, (int)len) == 1;
+    }
+    ok = PQputCopyEnd(p->conn, ok ? NULL : "cairn: sending failed") == 1 && ok;
+    res = PQgetResult(p->conn);
+    if (!ok || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = pg_fail(p, res, spec, "COPY", &e);
+        PQclear(res);
+        while ((res = PQgetResult(p->conn)) != NULL)
+            PQclear(res);
+        goto out;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(p->conn)) != NULL)
+        PQclear(res);
+    res = PQexec(p->conn, sql->data);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(p, res, spec, "set-based batch", &e);
+    else
+        in_tx = 0;
+    PQclear(res);
+out:
+    if (in_tx && p->conn && PQstatus(p->conn) == CONNECTION_OK)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+    if (rc != CAIRN_OK && rc != CAIRN_AGAIN && e.code) {
+        if (rc == CAIRN_E_UNAVAILABLE) {
+            if (err)
+                *err = e;
+        } else {
+            cairn__log(CAIRN_LOG_INFO, "projections",
+                       "projector '%s': the set-based batch failed (%s); applying it event by "
+                       "event",
+                       spec->name, e.text);
+            rc = CAIRN_AGAIN; /* the per-event way names the event */
+        }
+    }
+    return rc;
+}
+
+static cairn_rc_t pg_apply(cairn__pj_sink_t *s,
+                           const cairn__pj_event_t *evs,
+                           size_t n,
+                           const char *checkpoint,
+                           uint64_t events,
+                           long *failed_at,
+                           cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    if (p && p->conn && p->foldable && n >= FOLD_MIN) {
+        cairn_rc_t rc = apply_folded(s, evs, n, checkpoint, events, err);
+        if (rc != CAIRN_AGAIN)
+            return rc;
+    }
+    return apply_rows(s, evs, n, checkpoint, events, failed_at, err);
+}
+
 static cairn_rc_t pg_reset(cairn__pj_sink_t *s, cairn_error_t *err)
 {
     struct pg *p = s->impl;
@@ -545,3 +1143,10 @@ const struct cairn__pj_sink_ops cairn__pj_sink_pg_ops = {
     .reset = pg_reset,
     .mark_poison = pg_mark_poison,
 };
+
+/* For rebuild and dead letters (shadow_pg.c, deadletter.c): the connection. */
+struct pg_conn *cairn__pj_sink_pg_conn(cairn__pj_sink_t *s)
+{
+    struct pg *p = s && s->ops == &cairn__pj_sink_pg_ops ? s->impl : NULL;
+    return p ? p->conn : NULL;
+}

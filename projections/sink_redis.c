@@ -43,29 +43,31 @@
 
 #include "projections.h"
 
+/* One command of a batch: its name and its event (-1: the checkpoint). */
+struct cmd {
+    const char *name;
+    long event;
+};
+
 struct rd {
     redisContext *c;
     char keyprefix[256];
     char cpkey[256];
-};
-
-/* One command of a batch: its arguments in the arena, and its event. */
-struct cmd {
-    size_t first, argc;
-    long event;
-};
-
-struct arg {
-    size_t off, len;
-};
-
-struct batch {
-    cairn_buf_t arena;
+    /* rd_apply's buffers, kept from batch to batch */
+    cairn_buf_t resp; /* the batch in the Redis protocol */
+    cairn_buf_t tmp;  /* one argument */
     struct cmd *cmds;
     size_t ncmds, acmds;
-    struct arg *args;
-    size_t nargs, aargs;
 };
+
+static void rd_buffers_release(struct rd *r)
+{
+    cairn_buf_release(&r->resp);
+    cairn_buf_release(&r->tmp);
+    cairn__free(r->cmds);
+    r->cmds = NULL;
+    r->ncmds = r->acmds = 0;
+}
 
 static void nap_ms(long ms)
 {
@@ -122,6 +124,8 @@ static cairn_rc_t rd_open(cairn__pj_sink_t *s, cairn_error_t *err)
     if (!r)
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
     s->impl = r;
+    cairn_buf_init(&r->resp, (size_t)1 << 30);
+    cairn_buf_init(&r->tmp, 16u << 20);
     snprintf(r->keyprefix, sizeof r->keyprefix, "%s%s%s", spec->prefix, s->target,
              *s->target ? ":" : "");
     snprintf(r->cpkey, sizeof r->cpkey, "cairn:checkpoint:%s%s%s", spec->name,
@@ -168,6 +172,7 @@ out:
     if (rc != CAIRN_OK) {
         if (r->c)
             redisFree(r->c);
+        rd_buffers_release(r);
         cairn__free(r);
         s->impl = NULL;
     }
@@ -181,6 +186,7 @@ static void rd_close(cairn__pj_sink_t *s)
         return;
     if (r->c)
         redisFree(r->c);
+    rd_buffers_release(r);
     cairn__free(r);
     s->impl = NULL;
 }
@@ -198,7 +204,7 @@ static cairn_rc_t rd_state(cairn__pj_sink_t *s, cairn__pj_state_t *st, cairn_err
     cairn_rc_t rc = run(r, s->spec, &rep, err, 6, argv, lens);
     if (rc != CAIRN_OK)
         return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
         if (rep->element[0]->type == REDIS_REPLY_STRING)
             snprintf(st->checkpoint, sizeof st->checkpoint, "%s", rep->element[0]->str);
         if (rep->element[1]->type == REDIS_REPLY_STRING)
@@ -214,84 +220,137 @@ static cairn_rc_t rd_state(cairn__pj_sink_t *s, cairn__pj_state_t *st, cairn_err
 
 /* ---- building a batch -------------------------------------------------- */
 
-static cairn_rc_t cmd_begin(struct batch *b, long event)
+/*
+ * A batch is built as the Redis protocol itself (RESP arrays of bulk
+ * strings) in one buffer, MULTI first and EXEC last, and handed to hiredis
+ * in one redisAppendFormattedCommand: no per-command formatting or argv
+ * arrays. The buffers live in the sink and are reused from batch to batch.
+ */
+
+static cairn_rc_t append_u64(cairn_buf_t *out, unsigned long long u)
 {
-    if (b->ncmds == b->acmds) {
-        size_t n = b->acmds ? b->acmds * 2 : 64;
-        struct cmd *c = cairn__realloc(b->cmds, n * sizeof *c);
+    char tmp[24], *q = tmp + sizeof tmp;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return cairn_buf_append(out, q, (size_t)(tmp + sizeof tmp - q));
+}
+
+/* cairn__pj_src_text with the common cases (a string or an integer member) inline. */
+static cairn_rc_t src_text(const cairn__pj_src_t *src,
+                           const cairn__pj_event_t *ev,
+                           cairn_buf_t *out,
+                           int *is_null,
+                           cairn_error_t *err)
+{
+    if (src->kind == CAIRN__PJ_SRC_POINTER) {
+        json_t *v = cairn__pj_pointer_get(ev->value, src->pointer);
+        cairn_rc_t rc = CAIRN_OK;
+        *is_null = 0;
+        if (json_is_string(v)) {
+            rc = cairn_buf_append(out, json_string_value(v), json_string_length(v));
+        } else if (json_is_integer(v)) {
+            json_int_t i = json_integer_value(v);
+            if (i < 0)
+                rc = cairn_buf_append(out, "-", 1);
+            if (rc == CAIRN_OK)
+                rc = append_u64(out, i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i);
+        } else {
+            return cairn__pj_src_text(src, ev, out, is_null, err);
+        }
+        if (rc != CAIRN_OK)
+            return cairn__error_set(err, rc, 0, NULL, "value too large");
+        return CAIRN_OK;
+    }
+    return cairn__pj_src_text(src, ev, out, is_null, err);
+}
+
+static cairn_rc_t cmd_begin(struct rd *r, const char *name, size_t argc, long event)
+{
+    if (r->ncmds == r->acmds) {
+        size_t n = r->acmds ? r->acmds * 2 : 256;
+        struct cmd *c = cairn__realloc(r->cmds, n * sizeof *c);
         if (!c)
             return CAIRN_E_NOMEM;
-        b->cmds = c;
-        b->acmds = n;
+        r->cmds = c;
+        r->acmds = n;
     }
-    b->cmds[b->ncmds++] = (struct cmd){b->nargs, 0, event};
-    return CAIRN_OK;
+    r->cmds[r->ncmds++] = (struct cmd){name, event};
+    cairn_rc_t rc = cairn_buf_append(&r->resp, "*", 1);
+    if (rc == CAIRN_OK)
+        rc = append_u64(&r->resp, argc);
+    if (rc == CAIRN_OK)
+        rc = cairn_buf_append(&r->resp, "\r\n", 2);
+    return rc;
 }
 
-static cairn_rc_t arg_push(struct batch *b, const char *p, size_t len)
+static cairn_rc_t arg_push(struct rd *r, const char *p, size_t len)
 {
-    if (b->nargs == b->aargs) {
-        size_t n = b->aargs ? b->aargs * 2 : 256;
-        struct arg *a = cairn__realloc(b->args, n * sizeof *a);
-        if (!a)
-            return CAIRN_E_NOMEM;
-        b->args = a;
-        b->aargs = n;
-    }
-    size_t off = b->arena.len;
-    cairn_rc_t rc = cairn_buf_append(&b->arena, p, len);
-    if (rc != CAIRN_OK)
-        return rc;
-    b->args[b->nargs++] = (struct arg){off, len};
-    b->cmds[b->ncmds - 1].argc++;
-    return CAIRN_OK;
+    cairn_rc_t rc = cairn_buf_append(&r->resp, "$", 1);
+    if (rc == CAIRN_OK)
+        rc = append_u64(&r->resp, len);
+    if (rc == CAIRN_OK)
+        rc = cairn_buf_append(&r->resp, "\r\n", 2);
+    if (rc == CAIRN_OK)
+        rc = cairn_buf_append(&r->resp, p, len);
+    if (rc == CAIRN_OK)
+        rc = cairn_buf_append(&r->resp, "\r\n", 2);
+    return rc;
 }
 
-static cairn_rc_t arg_pushs(struct batch *b, const char *s)
+static cairn_rc_t arg_pushs(struct rd *r, const char *s)
 {
-    return arg_push(b, s, strlen(s));
+    return arg_push(r, s, strlen(s));
 }
 
-/* Pushes the text of a source (or a template) as one argument. */
-static cairn_rc_t arg_src(struct batch *b,
-                          const cairn__pj_src_t *src,
-                          const cairn__pj_event_t *ev,
-                          cairn_buf_t *tmp,
-                          cairn_error_t *err)
+/* Pushes the text of a source as one argument. */
+static cairn_rc_t
+arg_src(struct rd *r, const cairn__pj_src_t *src, const cairn__pj_event_t *ev, cairn_error_t *err)
 {
     int is_null = 0;
-    cairn_buf_reset(tmp);
-    cairn_rc_t rc = cairn__pj_src_text(src, ev, tmp, &is_null, err);
+    cairn_buf_reset(&r->tmp);
+    cairn_rc_t rc = src_text(src, ev, &r->tmp, &is_null, err);
     if (rc != CAIRN_OK)
         return rc;
     if (is_null)
         return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL,
                                 "a null value cannot be written to redis");
-    return arg_push(b, tmp->data ? tmp->data : "", tmp->len);
+    return arg_push(r, r->tmp.data ? r->tmp.data : "", r->tmp.len);
 }
 
-static cairn_rc_t arg_tmpl(struct batch *b,
+static cairn_rc_t arg_tmpl(struct rd *r,
                            const char *prefix,
                            const cairn__pj_tmpl_t *t,
                            const cairn__pj_event_t *ev,
-                           cairn_buf_t *tmp,
                            cairn_error_t *err)
 {
-    cairn_buf_reset(tmp);
-    cairn_rc_t rc = cairn_buf_appends(tmp, prefix);
-    if (rc == CAIRN_OK)
-        rc = cairn__pj_tmpl_text(t, ev, tmp, err);
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_buf_reset(&r->tmp);
+    if (*prefix)
+        rc = cairn_buf_appends(&r->tmp, prefix);
+    for (size_t i = 0; i < t->n && rc == CAIRN_OK; i++) {
+        const cairn__pj_tmpl_part_t *part = &t->parts[i];
+        if (part->literal) {
+            rc = cairn_buf_appends(&r->tmp, part->literal);
+        } else {
+            /* The template's rules (no empty or null part) are cairn__pj_tmpl_text's. */
+            int is_null = 0;
+            size_t before = r->tmp.len;
+            rc = src_text(&part->src, ev, &r->tmp, &is_null, err);
+            if (rc == CAIRN_OK && (is_null || r->tmp.len == before))
+                return cairn__error_set(err, CAIRN_E_INVALID, 0, t->text,
+                                        "key template \"%s\": an empty or null part", t->text);
+            if (rc != CAIRN_OK)
+                return rc;
+        }
+    }
     if (rc != CAIRN_OK)
-        return rc;
-    return arg_push(b, tmp->data ? tmp->data : "", tmp->len);
+        return cairn__error_set(err, rc, 0, NULL, "key too large");
+    return arg_push(r, r->tmp.data ? r->tmp.data : "", r->tmp.len);
 }
 
-static cairn_rc_t build_event(struct rd *r,
-                              struct batch *b,
-                              const cairn__pj_event_t *ev,
-                              long e,
-                              cairn_buf_t *tmp,
-                              cairn_error_t *err)
+static cairn_rc_t build_event(struct rd *r, const cairn__pj_event_t *ev, long e, cairn_error_t *err)
 {
     static const char *const names[] = {
         [CAIRN__PJ_R_HSET] = "HSET",     [CAIRN__PJ_R_HDEL] = "HDEL",
@@ -303,47 +362,48 @@ static cairn_rc_t build_event(struct rd *r,
     const cairn__pj_handler_t *h = ev->handler;
     for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++) {
         const cairn__pj_action_t *a = &h->actions[j];
-        if ((rc = cmd_begin(b, e)) != CAIRN_OK || (rc = arg_pushs(b, names[a->op])) != CAIRN_OK ||
-            (rc = arg_tmpl(b, r->keyprefix, &a->key, ev, tmp, err)) != CAIRN_OK)
+        size_t argc = 3;
+        if (a->op == CAIRN__PJ_R_HSET)
+            argc = 2 + 2 * a->nassigns;
+        else if (a->op == CAIRN__PJ_R_ZADD || a->op == CAIRN__PJ_R_HINCRBY)
+            argc = 4;
+        else if (a->op == CAIRN__PJ_R_DEL)
+            argc = 2;
+        if ((rc = cmd_begin(r, names[a->op], argc, e)) != CAIRN_OK ||
+            (rc = arg_pushs(r, names[a->op])) != CAIRN_OK ||
+            (rc = arg_tmpl(r, r->keyprefix, &a->key, ev, err)) != CAIRN_OK)
             break;
         switch (a->op) {
         case CAIRN__PJ_R_HSET:
             for (size_t k = 0; k < a->nassigns && rc == CAIRN_OK; k++) {
-                rc = arg_pushs(b, a->assigns[k].name);
+                rc = arg_pushs(r, a->assigns[k].name);
                 if (rc == CAIRN_OK)
-                    rc = arg_src(b, &a->assigns[k].src, ev, tmp, err);
+                    rc = arg_src(r, &a->assigns[k].src, ev, err);
             }
             break;
         case CAIRN__PJ_R_ZADD:
-            rc = arg_src(b, &a->value, ev, tmp, err);
+            rc = arg_src(r, &a->value, ev, err);
             if (rc == CAIRN_OK)
-                rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+                rc = arg_tmpl(r, "", &a->member, ev, err);
             break;
         case CAIRN__PJ_R_HINCRBY:
-            rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+            rc = arg_tmpl(r, "", &a->member, ev, err);
             if (rc == CAIRN_OK)
-                rc = arg_src(b, &a->value, ev, tmp, err);
+                rc = arg_src(r, &a->value, ev, err);
             break;
         case CAIRN__PJ_R_HDEL:
         case CAIRN__PJ_R_ZREM:
-            rc = arg_tmpl(b, "", &a->member, ev, tmp, err);
+            rc = arg_tmpl(r, "", &a->member, ev, err);
             break;
         case CAIRN__PJ_R_INCRBY:
         case CAIRN__PJ_R_SET:
-            rc = arg_src(b, &a->value, ev, tmp, err);
+            rc = arg_src(r, &a->value, ev, err);
             break;
         default:
             break;
         }
     }
     return rc;
-}
-
-static void batch_release(struct batch *b)
-{
-    cairn_buf_release(&b->arena);
-    cairn__free(b->cmds);
-    cairn__free(b->args);
 }
 
 static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
@@ -356,74 +416,59 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
 {
     struct rd *r = s->impl;
     const cairn__pj_spec_t *spec = s->spec;
-    struct batch b = {0};
-    cairn_buf_t tmp;
     cairn_rc_t rc = CAIRN_OK;
-    const char **argv = NULL;
     char count[32], now[32];
-    size_t nreplies = 0;
     long queue_error_at = -1;
     char queue_error[200] = "";
 
-    cairn_buf_init(&b.arena, (size_t)1 << 30);
-    cairn_buf_init(&tmp, 16u << 20);
     if (!r->c) {
         rc = lost(r, spec, "MULTI", err);
         goto out;
     }
+    cairn_buf_reset(&r->resp);
+    r->ncmds = 0;
+    if ((rc = cairn_buf_appends(&r->resp, "*1\r\n$5\r\nMULTI\r\n")) != CAIRN_OK) {
+        rc = cairn__error_set(err, rc, 0, NULL, "out of memory");
+        goto out;
+    }
     for (size_t e = 0; e < n && rc == CAIRN_OK; e++) {
-        rc = build_event(r, &b, &evs[e], (long)e, &tmp, err);
-        if (rc != CAIRN_OK && rc != CAIRN_E_NOMEM)
+        rc = build_event(r, &evs[e], (long)e, err);
+        if (rc != CAIRN_OK && rc != CAIRN_E_NOMEM && rc != CAIRN_E_INVALID_TOO_LARGE)
             *failed_at = (long)e;
     }
+    if (rc == CAIRN_E_NOMEM || rc == CAIRN_E_INVALID_TOO_LARGE)
+        rc = cairn__error_set(err, rc, 0, NULL, "batch too large");
     if (rc != CAIRN_OK)
         goto out;
     snprintf(count, sizeof count, "%llu", (unsigned long long)events);
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    if ((rc = cmd_begin(&b, -1)) != CAIRN_OK || (rc = arg_pushs(&b, "HSET")) != CAIRN_OK ||
-        (rc = arg_pushs(&b, r->cpkey)) != CAIRN_OK ||
-        (rc = arg_pushs(&b, "checkpoint")) != CAIRN_OK ||
-        (rc = arg_pushs(&b, checkpoint)) != CAIRN_OK ||
-        (rc = arg_pushs(&b, "events")) != CAIRN_OK || (rc = arg_pushs(&b, count)) != CAIRN_OK ||
-        (rc = arg_pushs(&b, "updated_at")) != CAIRN_OK || (rc = arg_pushs(&b, now)) != CAIRN_OK) {
+    if ((rc = cmd_begin(r, "HSET", 8, -1)) != CAIRN_OK || (rc = arg_pushs(r, "HSET")) != CAIRN_OK ||
+        (rc = arg_pushs(r, r->cpkey)) != CAIRN_OK ||
+        (rc = arg_pushs(r, "checkpoint")) != CAIRN_OK ||
+        (rc = arg_pushs(r, checkpoint)) != CAIRN_OK || (rc = arg_pushs(r, "events")) != CAIRN_OK ||
+        (rc = arg_pushs(r, count)) != CAIRN_OK || (rc = arg_pushs(r, "updated_at")) != CAIRN_OK ||
+        (rc = arg_pushs(r, now)) != CAIRN_OK ||
+        (rc = cairn_buf_appends(&r->resp, "*1\r\n$4\r\nEXEC\r\n")) != CAIRN_OK) {
         rc = cairn__error_set(err, rc, 0, NULL, "batch too large");
         goto out;
     }
-    argv = cairn__calloc(b.nargs + 1, sizeof *argv);
-    size_t *lens = cairn__calloc(b.nargs + 1, sizeof *lens);
-    if (!argv || !lens) {
-        cairn__free(lens);
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < b.nargs; i++) {
-        argv[i] = b.arena.data + b.args[i].off;
-        lens[i] = b.args[i].len;
-    }
     /* Queue everything, then read the replies: one round trip. */
-    int sent_ok = redisAppendCommand(r->c, "MULTI") == REDIS_OK;
-    for (size_t i = 0; i < b.ncmds && sent_ok; i++)
-        sent_ok = redisAppendCommandArgv(r->c, (int)b.cmds[i].argc, argv + b.cmds[i].first,
-                                         lens + b.cmds[i].first) == REDIS_OK;
-    sent_ok = sent_ok && redisAppendCommand(r->c, "EXEC") == REDIS_OK;
-    cairn__free(lens);
-    if (!sent_ok) {
+    if (redisAppendFormattedCommand(r->c, r->resp.data, r->resp.len) != REDIS_OK) {
         rc = lost(r, spec, "MULTI", err);
         goto out;
     }
     /* MULTI, one QUEUED per command, then EXEC. */
-    for (size_t i = 0; i < b.ncmds + 2; i++) {
+    for (size_t i = 0; i < r->ncmds + 2; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
             rc = lost(r, spec, "EXEC", err);
             goto out;
         }
-        nreplies++;
-        if (i > 0 && i <= b.ncmds && rep->type == REDIS_REPLY_ERROR && queue_error_at < 0) {
-            queue_error_at = b.cmds[i - 1].event;
+        if (i > 0 && i <= r->ncmds && rep->type == REDIS_REPLY_ERROR && queue_error_at < 0) {
+            queue_error_at = r->cmds[i - 1].event;
             snprintf(queue_error, sizeof queue_error, "%s", rep->str);
         }
-        if (i == b.ncmds + 1) {
+        if (i == r->ncmds + 1) {
             if (rep->type == REDIS_REPLY_ERROR || rep->type != REDIS_REPLY_ARRAY) {
                 if (queue_error_at >= 0) {
                     const cairn__pj_event_t *ev = &evs[queue_error_at];
@@ -442,11 +487,11 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
                 }
             } else {
                 /* Every reply of EXEC is checked: the first error is a poison event. */
-                for (size_t k = 0; k < rep->elements && k < b.ncmds; k++) {
+                for (size_t k = 0; k < rep->elements && k < r->ncmds; k++) {
                     redisReply *x = rep->element[k];
                     if (x->type != REDIS_REPLY_ERROR)
                         continue;
-                    long e = b.cmds[k].event;
+                    long e = r->cmds[k].event;
                     if (e < 0) {
                         rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
                                               "projector '%s': redis: writing the checkpoint "
@@ -456,11 +501,10 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
                         *failed_at = e;
                         rc = cairn__error_set(
                             err, CAIRN_E_INVALID, 0, spec->name,
-                            "projector '%s': redis: %.*s failed for the event at partition %d "
+                            "projector '%s': redis: %s failed for the event at partition %d "
                             "position %llu (stream '%s'): %s; batch partly applied",
-                            spec->name, (int)b.args[b.cmds[k].first].len, argv[b.cmds[k].first],
-                            (int)evs[e].partition, (unsigned long long)evs[e].position,
-                            evs[e].stream, x->str);
+                            spec->name, r->cmds[k].name, (int)evs[e].partition,
+                            (unsigned long long)evs[e].position, evs[e].stream, x->str);
                     }
                     break;
                 }
@@ -469,9 +513,9 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
         freeReplyObject(rep);
     }
 out:
-    cairn__free(argv);
-    batch_release(&b);
-    cairn_buf_release(&tmp);
+    /* A large batch's buffers are not kept beyond it. */
+    if (r->resp.alloc > (64u << 20))
+        cairn_buf_release(&r->resp);
     return rc;
 }
 
@@ -528,7 +572,7 @@ static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
                 lens[i] = strlen(argv[i]);
             if ((rc = run(r, spec, &rep, err, 6, argv, lens)) != CAIRN_OK)
                 break;
-            if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
                 freeReplyObject(rep);
                 rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name, "unexpected SCAN reply");
                 break;
@@ -570,3 +614,10 @@ const struct cairn__pj_sink_ops cairn__pj_sink_redis_ops = {
     .reset = rd_reset,
     .mark_poison = rd_mark_poison,
 };
+
+/* For rebuild and dead letters (shadow_redis.c, deadletter.c): the connection. */
+struct redisContext *cairn__pj_sink_redis_ctx(cairn__pj_sink_t *s)
+{
+    struct rd *r = s && s->ops == &cairn__pj_sink_redis_ops ? s->impl : NULL;
+    return r ? r->c : NULL;
+}

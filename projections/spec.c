@@ -698,7 +698,8 @@ static cairn_rc_t parse_types(struct ctx *c, json_t *types, cairn__pj_spec_t *s)
 
 static cairn_rc_t parse_root(struct ctx *c, json_t *root, cairn__pj_spec_t *s)
 {
-    static const char *const allowed[] = {"name", "batch_size", "sink", "types", "on", NULL};
+    static const char *const allowed[] = {"name", "batch_size", "sink", "types",
+                                          "on",   "on_error",   NULL};
     cairn_rc_t rc;
     json_t *v, *sink;
 
@@ -741,6 +742,18 @@ static cairn_rc_t parse_root(struct ctx *c, json_t *root, cairn__pj_spec_t *s)
     }
     if (rc != CAIRN_OK)
         return rc;
+    if ((v = json_object_get(root, "on_error"))) {
+        if (json_is_string(v) && !strcmp(json_string_value(v), "stop"))
+            s->on_error_park = 0;
+        else if (json_is_string(v) && !strcmp(json_string_value(v), "park"))
+            s->on_error_park = 1;
+        else
+            return bad(c, "/on_error", "must be \"stop\" (the default) or \"park\"");
+        if (s->on_error_park && s->sink == CAIRN__PJ_SINK_CODE)
+            return bad(c, "/on_error",
+                       "\"park\" needs a postgres or redis sink (a code projector keeps "
+                       "its own dead letters)");
+    }
     if (!(v = json_object_get(root, "types")))
         return bad(c, "", "missing member 'types' (the event types the projector reads)");
     if ((rc = parse_types(c, v, s)) != CAIRN_OK)

@@ -23,7 +23,7 @@ persistence) and `cairn registry serve` on loopback, data under BENCH_TMPDIR
     sink's server (PostgreSQL: its backends, reaped by the postmaster).
  2b. pg_batch_experiment.py applies the same history set-based (folded
     batches COPYed to a staging table, then one merge), batches of BATCH,
-    5,000 and 20,000 events: the reference for the proposal in RESULTS.md.
+    5,000 and 20,000 events: the reference for the proposal in bench/README.md ("bench/projections").
  4. Live lag, per sink, ROUNDS rounds: the caught-up projector runs
     (`cairn projections run`) while bench_projections_gen live appends RATE
     events/s for LIVE_SECONDS and watches the sink's checkpoint.
@@ -262,6 +262,9 @@ def rebuild(a, spec_path, tag, server=None):
             % (tag, dt, ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime,
                ru1.ru_utime - ru0.ru_utime, proc_cpu(*server) - s0))
     out = r.stdout.decode(errors='replace') + r.stderr.decode(errors='replace')
+    warnings = [line for line in out.split('level=') if line.startswith('warn')]
+    for line in warnings[:3]:
+        say('# %s: %s' % (tag, ' '.join(line.split())[:2000]))
     if r.returncode != 0:
         raise Failure('%s: cairn projections run exited %d: %s' % (tag, r.returncode, out[-800:]))
     m = re.search(r'state=stopped events=(\d+)', out)
@@ -327,7 +330,7 @@ def case_postgres(a, pg, expect_path):
 
 
 def experiment(a, pg, events_tsv, expect_path):
-    """pg_batch_experiment.py: the same history applied set-based (RESULTS.md)."""
+    """pg_batch_experiment.py: the same history applied set-based (bench/README.md, "bench/projections")."""
     for batch in (a.batch, 5000, 20000):
         r = subprocess.run(['/usr/bin/python3', os.path.join(HERE, 'pg_batch_experiment.py'),
                             '--port', str(pg.port), '--events', events_tsv, '--expect',

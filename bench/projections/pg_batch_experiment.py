@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """pg_batch_experiment.py - what a set-based PostgreSQL sink could reach on the
-benchmark's history: the reference for the proposal in RESULTS.md, not a
+benchmark's history: the reference for the proposal in bench/README.md ("bench/projections"), not a
 test of Cairn's code.
 
 The sink today sends one prepared INSERT ... ON CONFLICT (or DELETE) per

@@ -3,7 +3,7 @@
 # run.sh - the projections benchmark (issue 5): rebuild rates into PostgreSQL
 # and Redis next to COPY and redis-benchmark, and the live projection lag.
 # pbench.py does the work and says what each case measures; this wrapper
-# finds the binaries. bench/projections/RESULTS.md has figures and machine.
+# finds the binaries. bench/README.md ("bench/projections") has figures and machine.
 #
 #   CAIRN_BIN=build-rel/cli/cairn BENCH_GEN=build-rel/bench/bench_projections_gen \
 #       bench/projections/run.sh [--smoke] [--keep] [--only postgres|redis]
