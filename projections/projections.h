@@ -255,6 +255,50 @@ cairn_rc_t cairn__pj_sink_apply(cairn__pj_sink_t *s,
                                 uint64_t events,
                                 long *failed_at,
                                 cairn_error_t *err);
+/**
+ * @brief Whether the sink can split an apply into cairn__pj_sink_send and
+ * cairn__pj_sink_finish (Redis), so that the runner decodes the next batch
+ * while the server runs this one.
+ */
+int cairn__pj_sink_can_send(const cairn__pj_sink_t *s);
+/**
+ * @brief The first half of cairn__pj_sink_apply: writes the batch and its
+ * checkpoint to the server as one unit and returns without its outcome.
+ * Until cairn__pj_sink_finish, the sink's connection must not be used (no
+ * other call on @p s) and @p evs must stay alive.
+ * @returns as cairn__pj_sink_apply (CAIRN_E_INVALID: an event that cannot be
+ *          written; nothing was sent).
+ */
+cairn_rc_t cairn__pj_sink_send(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *evs,
+                               size_t n,
+                               const char *checkpoint,
+                               uint64_t events,
+                               long *failed_at,
+                               cairn_error_t *err);
+/**
+ * @brief The second half: reads and checks the outcome of the batch sent
+ * (@p evs, @p n as given to cairn__pj_sink_send). The batch counts as applied
+ * only when this returns CAIRN_OK.
+ * @returns as cairn__pj_sink_apply.
+ */
+cairn_rc_t cairn__pj_sink_finish(cairn__pj_sink_t *s,
+                                 const cairn__pj_event_t *evs,
+                                 size_t n,
+                                 long *failed_at,
+                                 cairn_error_t *err);
+/**
+ * @brief Optionally prepares the batch the next cairn__pj_sink_send will get
+ * (same events, @p checkpoint and @p events), without using the connection,
+ * so that it may run while another batch is in flight. A send with other
+ * arguments prepares again. @returns CAIRN_OK or CAIRN_E_NOMEM.
+ */
+cairn_rc_t cairn__pj_sink_prepare(cairn__pj_sink_t *s,
+                                  const cairn__pj_event_t *evs,
+                                  size_t n,
+                                  const char *checkpoint,
+                                  uint64_t events,
+                                  cairn_error_t *err);
 /** @brief Drops the read model and the checkpoint (`cairn projections reset`). */
 cairn_rc_t cairn__pj_sink_reset(cairn__pj_sink_t *s, cairn_error_t *err);
 /** @brief Records that the projector stopped on a poison event (Redis: it must be reset). */
@@ -274,6 +318,26 @@ struct cairn__pj_sink_ops {
                         cairn_error_t *err);
     cairn_rc_t (*reset)(cairn__pj_sink_t *s, cairn_error_t *err);
     cairn_rc_t (*mark_poison)(cairn__pj_sink_t *s, const char *why, cairn_error_t *err);
+    /* Optional (NULL: apply only): apply split in two, see cairn__pj_sink_send. */
+    cairn_rc_t (*send)(cairn__pj_sink_t *s,
+                       const cairn__pj_event_t *evs,
+                       size_t n,
+                       const char *checkpoint,
+                       uint64_t events,
+                       long *failed_at,
+                       cairn_error_t *err);
+    cairn_rc_t (*finish)(cairn__pj_sink_t *s,
+                         const cairn__pj_event_t *evs,
+                         size_t n,
+                         long *failed_at,
+                         cairn_error_t *err);
+    /* Optional: see cairn__pj_sink_prepare. */
+    cairn_rc_t (*prepare)(cairn__pj_sink_t *s,
+                          const cairn__pj_event_t *evs,
+                          size_t n,
+                          const char *checkpoint,
+                          uint64_t events,
+                          cairn_error_t *err);
 };
 
 struct cairn__pj_sink {

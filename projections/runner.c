@@ -20,6 +20,21 @@
  *      tail from it; a poison event stops the projector with its position
  *      and reason.
  *
+ * Overlap. A poll that came back full (a replay, a backlog) with nothing
+ * refused is sent to a sink that can split its apply (Redis: the batch's
+ * MULTI ... EXEC; PostgreSQL: a set-based batch's BEGIN, COPY, statements and
+ * COMMIT as one query) and left in flight while the next poll reads and
+ * decodes (and the sink prepares it: PostgreSQL folds it); land() then
+ * reads the outcome of the one in flight. Each batch is still one unit with
+ * its own checkpoint, and it counts (events, published progress, a later
+ * batch sent) only once its outcome was read and checked; when it failed,
+ * whatever was decoded after it is dropped and the runner reconnects and
+ * resumes from the sink's checkpoint, or stops, as for a batch applied at
+ * once. Nothing else uses the connection while a batch is in flight: the
+ * Redis generation check lands it first, and projectors that park dead
+ * letters (from inside the poll, on the sink's connection) or short polls
+ * (live batches, whose latency wants them landed at once) apply at once.
+ *
  * Version checks: the runner keeps the last version seen per stream. A
  * stream first seen after a start from the beginning of the log must start
  * at version 1; after a start from a checkpoint the first version seen of a
@@ -58,8 +73,10 @@
 #include "cairn/serde.h"
 #include "projections.h"
 
-#define POLL_MS        200
-#define CATCHUP_BATCH  20000
+#define POLL_MS 200
+#ifndef CATCHUP_BATCH /* -DCATCHUP_BATCH=n: for measuring other replay batch sizes */
+#define CATCHUP_BATCH 20000
+#endif
 #define CATCHUP_FACTOR 40
 #define CATCHUP_FROM   100
 
@@ -99,10 +116,12 @@ struct proj {
     size_t nbatch;
     uint64_t accepted; /* records accepted by the callback in this poll */
     struct vmap versions;
-    /* Not filled by on_record any more, which records versions in `versions`
-       as it accepts records: a batch that is not applied ends the projector or
-       restarts it from the sink's checkpoint, and start() clears the map. */
-    struct vmap pending;
+    /* The batch sent to the sink and not yet finished (see land()). */
+    cairn__pj_event_t *fly;
+    size_t nfly;
+    uint64_t fly_accepted;
+    char fly_cp[CAIRN_CHECKPOINT_MAX];
+    int inflight;
     int from_start;
     uint64_t start_end[CAIRN__PJ_MAX_PARTITIONS]; /* the log's end when it started */
     uint64_t parked;                              /* events parked in this run */
@@ -496,13 +515,38 @@ static void batch_clear(struct proj *p)
     p->accepted = 0;
 }
 
-static void pending_commit(struct proj *p)
+static void publish(struct proj *p, const char *cp, uint64_t events);
+
+static void fly_clear(struct proj *p)
 {
-    for (size_t i = 0; i < p->pending.cap; i++)
-        if (p->pending.slots[i].stream)
-            (void)vmap_put(&p->versions, p->pending.slots[i].stream, p->pending.slots[i].version,
-                           NULL);
-    vmap_clear(&p->pending);
+    for (size_t i = 0; i < p->nfly; i++)
+        json_decref(p->fly[i].value);
+    p->nfly = 0;
+    p->fly_accepted = 0;
+    p->inflight = 0;
+}
+
+/*
+ * Finishes the batch in flight, if any: reads and checks the sink's outcome
+ * and only then counts and publishes it (CAIRN_OK), so progress never runs
+ * ahead of what the sink applied. On an error the batch is dropped: the
+ * caller reconnects and resumes from the sink's checkpoint, or stops. A
+ * landed batch's values stay in p->fly until the next batch is sent (they
+ * are freed while the sink works on it) or fly_clear.
+ */
+static cairn_rc_t land(struct proj *p, uint64_t *events, cairn_error_t *err)
+{
+    if (!p->inflight)
+        return CAIRN_OK;
+    long failed_at = -1;
+    cairn_rc_t rc = cairn__pj_sink_finish(p->sink, p->fly, p->nfly, &failed_at, err);
+    p->inflight = 0;
+    if (rc == CAIRN_OK) {
+        *events += p->fly_accepted;
+        publish(p, p->fly_cp, *events);
+    } else
+        fly_clear(p);
+    return rc;
 }
 
 /* ---- one projector's thread ----------------------------------------------- */
@@ -602,7 +646,6 @@ static cairn_rc_t start(struct proj *p, cairn__pj_state_t *st, cairn_error_t *er
     for (int i = 0; i < p->npart; i++)
         p->start_end[i] = cairn_log_partition_end(p->log, i);
     vmap_clear(&p->versions);
-    vmap_clear(&p->pending);
     publish(p, st->checkpoint, st->events);
     cairn__log(CAIRN_LOG_INFO, "projections", "projector '%s' starts at checkpoint '%s'",
                p->spec->name, st->checkpoint[0] ? st->checkpoint : "(start)");
@@ -683,7 +726,8 @@ static void *proj_main(void *arg)
 
     size_t bmax = batch_max(p);
     p->batch = cairn__calloc(bmax, sizeof *p->batch);
-    if (!st || !p->batch) {
+    p->fly = cairn__calloc(bmax, sizeof *p->fly);
+    if (!st || !p->batch || !p->fly) {
         rc = cairn__error_set(&err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
         goto out;
     }
@@ -697,6 +741,9 @@ static void *proj_main(void *arg)
             /* A flip whose kill of our connection never came (the rebuild died
                in between): notice it within a second and move over. */
             gen_checked = mono_s();
+            /* The check uses the connection: the batch in flight lands first. */
+            if ((rc = land(p, &events, &err)) != CAIRN_OK)
+                goto batch_failed;
             if ((rc = cairn__pj_redis_check_generation(p->sink, &err)) == CAIRN_E_UNAVAILABLE) {
                 if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
                     goto out;
@@ -709,15 +756,61 @@ static void *proj_main(void *arg)
         rc = cairn_tail_poll(p->tail, POLL_MS, limit, on_record, p, &delivered, &err);
         if (rc != CAIRN_OK && rc != CAIRN_AGAIN) {
             batch_clear(p);
-            vmap_clear(&p->pending);
             goto out;
         }
-        rc = CAIRN_OK;
+        int overlap = p->accepted > 0 && cairn__pj_sink_can_send(p->sink) &&
+                      !p->spec->on_error_park && !p->poison && !p->stalled && delivered >= limit;
+        if (p->accepted > 0 &&
+            (rc = cairn_tail_checkpoint(p->tail, cp, sizeof cp, &err)) != CAIRN_OK) {
+            batch_clear(p);
+            goto out;
+        }
+        /* This poll decoded its batch, and the sink may prepare it (e.g. fold
+           it), while the sink's server ran the previous one. */
+        if (overlap &&
+            (rc = cairn__pj_sink_prepare(p->sink, p->batch, p->nbatch, cp,
+                                         events + (p->inflight ? p->fly_accepted : 0) + p->accepted,
+                                         &err)) != CAIRN_OK) {
+            batch_clear(p);
+            goto out;
+        }
+        if ((rc = land(p, &events, &err)) != CAIRN_OK)
+            goto batch_failed;
         if (p->accepted > 0) {
             long failed_at = -1;
             uint64_t n = p->accepted;
-            if ((rc = cairn_tail_checkpoint(p->tail, cp, sizeof cp, &err)) != CAIRN_OK)
-                goto out;
+            /*
+             * Overlap: a full poll with nothing refused is sent and left in
+             * flight while the next poll decodes; land() reads its outcome
+             * before anything else uses the connection, counts it or sends
+             * the next batch. Not with dead letters, which park on the
+             * connection from inside the poll, nor for a short poll (live
+             * batches land at once, as their latency wants).
+             */
+            if (overlap) {
+                rc = cairn__pj_sink_send(p->sink, p->batch, p->nbatch, cp, events + n, &failed_at,
+                                         &err);
+                if (rc != CAIRN_OK) {
+                    batch_clear(p);
+                    goto batch_failed;
+                }
+                cairn__pj_event_t *t = p->fly;
+                size_t landed = p->nfly;
+                p->fly = p->batch;
+                p->batch = t;
+                p->nfly = p->nbatch;
+                p->fly_accepted = n;
+                snprintf(p->fly_cp, sizeof p->fly_cp, "%s", cp);
+                p->inflight = 1;
+                /* The batch landed before this one: its values go while the sink works. */
+                for (size_t i = 0; i < landed; i++)
+                    json_decref(p->batch[i].value);
+                p->nbatch = 0;
+                p->accepted = 0;
+                stalls = 0;
+                goto checks;
+            }
+            fly_clear(p);
             rc = cairn__pj_sink_apply(p->sink, p->batch, p->nbatch, cp, events + n, &failed_at,
                                       &err);
             while (rc == CAIRN_E_INVALID && p->spec->on_error_park && failed_at >= 0 &&
@@ -734,26 +827,16 @@ static void *proj_main(void *arg)
                                           &err);
             }
             batch_clear(p);
-            if (rc == CAIRN_E_UNAVAILABLE) {
-                if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
-                    goto out;
-                continue;
-            }
-            if (rc != CAIRN_OK) {
-                vmap_clear(&p->pending);
-                cairn_error_t ignored = {0};
-                if (p->sink)
-                    (void)cairn__pj_sink_mark_poison(p->sink, err.text, &ignored);
-                goto out;
-            }
+            if (rc != CAIRN_OK)
+                goto batch_failed;
             events += n;
-            pending_commit(p);
             publish(p, cp, events);
             stalls = 0;
         } else {
             batch_clear(p);
-            vmap_clear(&p->pending);
+            fly_clear(p);
         }
+    checks:
         if (p->poison) {
             cairn_error_t ignored = {0};
             err = p->cb_err;
@@ -780,6 +863,31 @@ static void *proj_main(void *arg)
             if (p->o->exit_at_end)
                 break;
         }
+        continue;
+    batch_failed:
+        /* A batch the sink did not apply (the one in flight or this poll's):
+           whatever was decoded after it goes; reconnect or stop. */
+        batch_clear(p);
+        fly_clear(p);
+        if (rc == CAIRN_E_UNAVAILABLE) {
+            if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
+                goto out;
+            continue;
+        }
+        {
+            cairn_error_t ignored = {0};
+            if (p->sink)
+                (void)cairn__pj_sink_mark_poison(p->sink, err.text, &ignored);
+        }
+        goto out;
+    }
+    /* The batch still in flight lands before the projector reports its end. */
+    if ((rc = land(p, &events, &err)) != CAIRN_OK) {
+        if (rc != CAIRN_E_UNAVAILABLE && p->sink) {
+            cairn_error_t ignored = {0};
+            (void)cairn__pj_sink_mark_poison(p->sink, err.text, &ignored);
+        }
+        goto out;
     }
     rc = CAIRN_OK;
 out:
@@ -793,9 +901,10 @@ out:
     cairn__pj_sink_close(p->sink);
     p->sink = NULL;
     batch_clear(p);
+    fly_clear(p);
     vmap_clear(&p->versions);
-    vmap_clear(&p->pending);
     cairn__free(p->batch);
+    cairn__free(p->fly);
     cairn__free(st);
     pthread_mutex_lock(&p->mu);
     p->done = 1;

@@ -69,6 +69,43 @@ cairn_rc_t cairn__pj_sink_apply(cairn__pj_sink_t *s,
     return s->ops->apply(s, evs, n, checkpoint, events, failed_at, err);
 }
 
+int cairn__pj_sink_can_send(const cairn__pj_sink_t *s)
+{
+    return s && s->ops->send && s->ops->finish;
+}
+
+cairn_rc_t cairn__pj_sink_send(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *evs,
+                               size_t n,
+                               const char *checkpoint,
+                               uint64_t events,
+                               long *failed_at,
+                               cairn_error_t *err)
+{
+    *failed_at = -1;
+    return s->ops->send(s, evs, n, checkpoint, events, failed_at, err);
+}
+
+cairn_rc_t cairn__pj_sink_finish(cairn__pj_sink_t *s,
+                                 const cairn__pj_event_t *evs,
+                                 size_t n,
+                                 long *failed_at,
+                                 cairn_error_t *err)
+{
+    *failed_at = -1;
+    return s->ops->finish(s, evs, n, failed_at, err);
+}
+
+cairn_rc_t cairn__pj_sink_prepare(cairn__pj_sink_t *s,
+                                  const cairn__pj_event_t *evs,
+                                  size_t n,
+                                  const char *checkpoint,
+                                  uint64_t events,
+                                  cairn_error_t *err)
+{
+    return s->ops->prepare ? s->ops->prepare(s, evs, n, checkpoint, events, err) : CAIRN_OK;
+}
+
 cairn_rc_t cairn__pj_sink_reset(cairn__pj_sink_t *s, cairn_error_t *err)
 {
     return s->ops->reset(s, err);

@@ -19,6 +19,14 @@
  * the batch touches instead of one statement per event, which is what lets
  * a replay's large batches (runner.c) approach COPY's own rate.
  *
+ * Overlapped (pg_send, pg_finish: the runner's replay): a set-based batch
+ * goes as one simple query, "BEGIN; COPY stage FROM STDIN; <statements>;
+ * COMMIT", its rows streamed after COPY starts; pg_send waits only for BEGIN
+ * and the start of COPY, pg_finish reads the rest, so the server applies
+ * and commits the batch while the runner decodes the next one. A statement
+ * that fails aborts the rest of that query; pg_finish rolls back and goes
+ * the per-event way as apply_folded does.
+ *
  * Per event (small batches, and a set-based batch the server refused for a
  * reason of the data, to name the poison event), sent in pipeline mode:
  *
@@ -69,6 +77,16 @@ struct pg {
     int foldable;      /* batches go set-based (apply_folded) */
     int staged;        /* the session's staging table exists */
     struct fold *fold; /* apply_folded's buffers, kept from batch to batch */
+    /* pg_send's batch: 0 none, 1 a set-based batch whose final statements and
+       COMMIT are in flight (pg_finish reads them), 2 applied in pg_send. */
+    int sent;
+    char sent_cp[CAIRN_CHECKPOINT_MAX];
+    uint64_t sent_events;
+    /* pg_prepare's batch, built in `fold` for the next pg_send with this
+       checkpoint and count: 0 none, 1 built, 2 not foldable (CAIRN_AGAIN). */
+    int prepared;
+    char prep_cp[CAIRN_CHECKPOINT_MAX];
+    uint64_t prep_events;
 };
 
 static int spec_foldable(const cairn__pj_spec_t *spec);
@@ -963,29 +981,21 @@ static cairn_rc_t fold_sql(struct pg *p,
 }
 
 /*
- * The batch set-based, as one transaction: fold its actions per key (the
- * last delete wins over what came before it; upserts after it merge, later
- * columns over earlier ones), COPY the folded rows into the session's staging
- * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
- * per set of columns the upserts set (so a column no upsert of the batch
- * names keeps its value), the checkpoint, COMMIT. About one COPY row per key
- * instead of one statement per event: what makes large batches cheap.
- * CAIRN_AGAIN: the fold or the server refused the batch for a reason of an
- * event (nothing applied): the caller applies it the per-event way, which
- * names the poison event.
+ * The set-based batch built in p->fold: the folded rows as COPY text and the
+ * statements after COPY (with @p checkpoint and @p events). CAIRN_AGAIN: the
+ * fold is not exact (the per-event way); CAIRN_E_NOMEM.
  */
-static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
-                               const cairn__pj_event_t *evs,
-                               size_t n,
-                               const char *checkpoint,
-                               uint64_t events,
-                               cairn_error_t *err)
+static cairn_rc_t fold_build(cairn__pj_sink_t *s,
+                             const cairn__pj_event_t *evs,
+                             size_t n,
+                             const char *checkpoint,
+                             uint64_t events,
+                             cairn_error_t *err)
 {
     struct pg *p = s->impl;
     const cairn__pj_spec_t *spec = s->spec;
     cairn_rc_t rc = CAIRN_OK;
     cairn_error_t e = {0};
-    int in_tx = 0;
 
     if (!p->fold) {
         if (!(p->fold = cairn__calloc(1, sizeof *p->fold)))
@@ -996,18 +1006,15 @@ static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
         cairn_buf_init(&p->fold->sql, 16u << 20);
     }
     struct fold *f = p->fold;
-    cairn_buf_t *data = &f->data, *sql = &f->sql;
     fold_reset(f);
     for (size_t i = 0; i < n && rc == CAIRN_OK; i++) {
         const cairn__pj_handler_t *h = evs[i].handler;
         for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++)
             rc = fold_action(f, spec, &h->actions[j], &evs[i], &e);
     }
-    if (rc != CAIRN_OK) {
-        rc =
-            rc == CAIRN_E_NOMEM ? cairn__error_set(err, rc, 0, NULL, "out of memory") : CAIRN_AGAIN;
-        goto out;
-    }
+    if (rc != CAIRN_OK)
+        return rc == CAIRN_E_NOMEM ? cairn__error_set(err, rc, 0, NULL, "out of memory")
+                                   : CAIRN_AGAIN;
     for (size_t r = 0; r < f->nrows && rc == CAIRN_OK; r++) {
         uint64_t mask = f->rows[r].mask, add = f->rows[r].add;
         size_t m = 0;
@@ -1018,23 +1025,105 @@ static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
         if (f->nmasks == f->amasks) {
             size_t na = f->amasks ? f->amasks * 2 : 8;
             uint64_t *x = cairn__realloc(f->masks, 2 * na * sizeof *x);
-            if (!x) {
-                rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-                goto out;
-            }
+            if (!x)
+                return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
             f->masks = x;
             f->amasks = na;
         }
         f->masks[2 * f->nmasks] = mask;
         f->masks[2 * f->nmasks++ + 1] = add;
     }
-    if (fold_copy_data(f, spec, data) != CAIRN_OK ||
-        fold_sql(p, f, spec, checkpoint, events, sql, err) != CAIRN_OK) {
-        rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    if (fold_copy_data(f, spec, &f->data) != CAIRN_OK ||
+        fold_sql(p, f, spec, checkpoint, events, &f->sql, err) != CAIRN_OK)
+        return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+    return CAIRN_OK;
+}
+
+/*
+ * The batch set-based, as one transaction: fold its actions per key (the
+ * last delete wins over what came before it; upserts after it merge, later
+ * columns over earlier ones), COPY the folded rows into the session's staging
+ * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
+ * per set of columns the upserts set (so a column no upsert of the batch
+ * names keeps its value), the checkpoint, COMMIT. About one COPY row per key
+ * instead of one statement per event: what makes large batches cheap.
+ * CAIRN_AGAIN: the fold or the server refused the batch for a reason of an
+ * event (nothing applied): the caller applies it the per-event way, which
+ * names the poison event. With @p async the last step (the statements after
+ * COPY and COMMIT, one simple query) is sent and not waited for:
+ * folded_finish reads its outcome.
+ */
+static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *evs,
+                               size_t n,
+                               const char *checkpoint,
+                               uint64_t events,
+                               int async,
+                               cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_error_t e = {0};
+    int in_tx = 0;
+
+    struct fold *f;
+    cairn_buf_t *data, *sql;
+
+    if (p->prepared)
+        rc = p->prepared == 1 ? CAIRN_OK : CAIRN_AGAIN; /* pg_prepare built it */
+    else
+        rc = fold_build(s, evs, n, checkpoint, events, err);
+    p->prepared = 0;
+    if (rc != CAIRN_OK)
         goto out;
-    }
+    f = p->fold;
+    data = &f->data;
+    sql = &f->sql;
     if (!p->staged && (rc = make_stage(p, spec, &e)) != CAIRN_OK) {
         p->foldable = rc == CAIRN_E_UNAVAILABLE; /* refused: the per-event way from now on */
+        goto out;
+    }
+    if (async) {
+        /* One simple query: BEGIN, COPY (its rows follow), the statements,
+           COMMIT. Only BEGIN and the start of COPY are waited for here. */
+        cairn_buf_t q;
+        cairn_buf_init(&q, 16u << 20);
+        int sent = cairn_buf_appends(&q, "BEGIN;\nCOPY " STAGE " FROM STDIN;\n") == CAIRN_OK &&
+                   cairn_buf_appends(&q, sql->data) == CAIRN_OK && PQsendQuery(p->conn, q.data);
+        cairn_buf_release(&q);
+        if (!sent) {
+            rc = pg_fail(p, NULL, spec, "set-based batch", &e);
+            goto out;
+        }
+        in_tx = 1;
+        PGresult *r1 = PQgetResult(p->conn);
+        int began = PQresultStatus(r1) == PGRES_COMMAND_OK;
+        if (!began)
+            rc = pg_fail(p, r1, spec, "BEGIN", &e);
+        PQclear(r1);
+        PGresult *r2 = began ? PQgetResult(p->conn) : NULL;
+        if (began && PQresultStatus(r2) != PGRES_COPY_IN)
+            rc = pg_fail(p, r2, spec, "COPY", &e);
+        PQclear(r2);
+        if (rc != CAIRN_OK) {
+            while ((r1 = PQgetResult(p->conn)) != NULL)
+                PQclear(r1);
+            goto out;
+        }
+        int ok = 1;
+        for (size_t off = 0; ok && off < data->len; off += 1 << 20) {
+            size_t len = data->len - off < (1u << 20) ? data->len - off : 1u << 20;
+            ok = PQputCopyData(p->conn, data->data + off, (int)len) == 1;
+        }
+        if (PQputCopyEnd(p->conn, ok ? NULL : "cairn: sending failed") != 1 || !ok) {
+            rc = pg_fail(p, NULL, spec, "COPY", &e);
+            while ((r1 = PQgetResult(p->conn)) != NULL)
+                PQclear(r1);
+            goto out;
+        }
+        in_tx = 0; /* folded_finish reads the rest and ends it */
+        p->sent = 1;
         goto out;
     }
     if ((rc = exec_cmd(p, spec, "BEGIN", 0, NULL, NULL, &e)) != CAIRN_OK)
@@ -1088,6 +1177,44 @@ out:
     return rc;
 }
 
+/*
+ * The outcome of the set-based batch apply_folded sent (async): every result
+ * of its statements and COMMIT. CAIRN_AGAIN as apply_folded's: the server
+ * refused it for a reason of the data, rolled back, nothing applied.
+ */
+static cairn_rc_t folded_finish(cairn__pj_sink_t *s, cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_error_t e = {0};
+    PGresult *res;
+    int got = 0;
+
+    while ((res = PQgetResult(p->conn)) != NULL) {
+        if (rc == CAIRN_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = pg_fail(p, res, spec, "set-based batch", &e);
+        got++;
+        PQclear(res);
+    }
+    if (rc == CAIRN_OK && !got)
+        rc = pg_fail(p, NULL, spec, "set-based batch", &e);
+    if (rc == CAIRN_OK)
+        return CAIRN_OK;
+    if (p->conn && PQstatus(p->conn) == CONNECTION_OK &&
+        PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+    if (rc == CAIRN_E_UNAVAILABLE) {
+        if (err)
+            *err = e;
+        return rc;
+    }
+    cairn__log(CAIRN_LOG_INFO, "projections",
+               "projector '%s': the set-based batch failed (%s); applying it event by event",
+               spec->name, e.text);
+    return CAIRN_AGAIN;
+}
+
 static cairn_rc_t pg_apply(cairn__pj_sink_t *s,
                            const cairn__pj_event_t *evs,
                            size_t n,
@@ -1097,12 +1224,94 @@ static cairn_rc_t pg_apply(cairn__pj_sink_t *s,
                            cairn_error_t *err)
 {
     struct pg *p = s->impl;
+    p->prepared = 0;
     if (p && p->conn && p->foldable && n >= FOLD_MIN) {
-        cairn_rc_t rc = apply_folded(s, evs, n, checkpoint, events, err);
+        cairn_rc_t rc = apply_folded(s, evs, n, checkpoint, events, 0, err);
         if (rc != CAIRN_AGAIN)
             return rc;
     }
     return apply_rows(s, evs, n, checkpoint, events, failed_at, err);
+}
+
+/*
+ * pg_apply in two halves for the runner's overlap: a set-based batch is
+ * sent up to its COMMIT, which pg_finish waits for; a batch that goes the
+ * per-event way is applied here at once and pg_finish only says so.
+ */
+static cairn_rc_t pg_send(cairn__pj_sink_t *s,
+                          const cairn__pj_event_t *evs,
+                          size_t n,
+                          const char *checkpoint,
+                          uint64_t events,
+                          long *failed_at,
+                          cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    cairn_rc_t rc;
+    p->sent = 0;
+    if (p->prepared && (p->prep_events != events || strcmp(p->prep_cp, checkpoint)))
+        p->prepared = 0; /* built for another batch: build again */
+    if (p->conn && p->foldable && n >= FOLD_MIN) {
+        rc = apply_folded(s, evs, n, checkpoint, events, 1, err);
+        if (rc == CAIRN_OK) {
+            snprintf(p->sent_cp, sizeof p->sent_cp, "%s", checkpoint);
+            p->sent_events = events;
+            return CAIRN_OK;
+        }
+        p->sent = 0;
+        if (rc != CAIRN_AGAIN)
+            return rc;
+    }
+    p->prepared = 0;
+    rc = apply_rows(s, evs, n, checkpoint, events, failed_at, err);
+    if (rc == CAIRN_OK)
+        p->sent = 2;
+    return rc;
+}
+
+/*
+ * Builds the set-based batch pg_send will send (the fold and its COPY rows)
+ * while the batch in flight is still being applied: the runner's CPU then
+ * overlaps the server's. Uses no connection.
+ */
+static cairn_rc_t pg_prepare(cairn__pj_sink_t *s,
+                             const cairn__pj_event_t *evs,
+                             size_t n,
+                             const char *checkpoint,
+                             uint64_t events,
+                             cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    p->prepared = 0;
+    if (!p->foldable || n < FOLD_MIN)
+        return CAIRN_OK;
+    cairn_rc_t rc = fold_build(s, evs, n, checkpoint, events, err);
+    if (rc != CAIRN_OK && rc != CAIRN_AGAIN)
+        return rc;
+    p->prepared = rc == CAIRN_OK ? 1 : 2;
+    snprintf(p->prep_cp, sizeof p->prep_cp, "%s", checkpoint);
+    p->prep_events = events;
+    return CAIRN_OK;
+}
+
+static cairn_rc_t pg_finish(cairn__pj_sink_t *s,
+                            const cairn__pj_event_t *evs,
+                            size_t n,
+                            long *failed_at,
+                            cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    int sent = p->sent;
+    p->sent = 0;
+    if (sent == 2)
+        return CAIRN_OK;
+    if (sent != 1 || !p->conn)
+        return cairn__error_set(err, CAIRN_E_INTERNAL, 0, s->spec->name,
+                                "projector '%s': postgres: no batch was sent", s->spec->name);
+    cairn_rc_t rc = folded_finish(s, err);
+    if (rc != CAIRN_AGAIN)
+        return rc;
+    return apply_rows(s, evs, n, p->sent_cp, p->sent_events, failed_at, err);
 }
 
 static cairn_rc_t pg_reset(cairn__pj_sink_t *s, cairn_error_t *err)
@@ -1142,6 +1351,9 @@ const struct cairn__pj_sink_ops cairn__pj_sink_pg_ops = {
     .apply = pg_apply,
     .reset = pg_reset,
     .mark_poison = pg_mark_poison,
+    .send = pg_send,
+    .finish = pg_finish,
+    .prepare = pg_prepare,
 };
 
 /* For rebuild and dead letters (shadow_pg.c, deadletter.c): the connection. */

@@ -10,6 +10,10 @@
  * the whole batch with its checkpoint or none of it: after a crash of the
  * projector, no event is applied twice nor skipped.
  *
+ * The batch may be sent (rd_send) and its replies read later (rd_finish),
+ * so that the runner decodes the next batch meanwhile; nothing else is
+ * written to the connection in between.
+ *
  * What MULTI/EXEC does not do is roll back. Errors come in two kinds:
  * - at queue time (wrong arity, unknown command): EXEC answers EXECABORT and
  *   nothing ran; the event is reported as poison with "nothing applied";
@@ -58,6 +62,7 @@ struct rd {
     cairn_buf_t tmp;  /* one argument */
     struct cmd *cmds;
     size_t ncmds, acmds;
+    int sent; /* rd_send wrote a batch whose replies rd_finish has not read */
 };
 
 static void rd_buffers_release(struct rd *r)
@@ -406,25 +411,24 @@ static cairn_rc_t build_event(struct rd *r, const cairn__pj_event_t *ev, long e,
     return rc;
 }
 
-static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
-                           const cairn__pj_event_t *evs,
-                           size_t n,
-                           const char *checkpoint,
-                           uint64_t events,
-                           long *failed_at,
-                           cairn_error_t *err)
+static cairn_rc_t rd_send(cairn__pj_sink_t *s,
+                          const cairn__pj_event_t *evs,
+                          size_t n,
+                          const char *checkpoint,
+                          uint64_t events,
+                          long *failed_at,
+                          cairn_error_t *err)
 {
     struct rd *r = s->impl;
     const cairn__pj_spec_t *spec = s->spec;
     cairn_rc_t rc = CAIRN_OK;
     char count[32], now[32];
-    long queue_error_at = -1;
-    char queue_error[200] = "";
 
     if (!r->c) {
         rc = lost(r, spec, "MULTI", err);
         goto out;
     }
+    r->sent = 0;
     cairn_buf_reset(&r->resp);
     r->ncmds = 0;
     if ((rc = cairn_buf_appends(&r->resp, "*1\r\n$5\r\nMULTI\r\n")) != CAIRN_OK) {
@@ -452,11 +456,50 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
         rc = cairn__error_set(err, rc, 0, NULL, "batch too large");
         goto out;
     }
-    /* Queue everything, then read the replies: one round trip. */
+    /* Queue everything and write it out now; rd_finish reads the replies. */
     if (redisAppendFormattedCommand(r->c, r->resp.data, r->resp.len) != REDIS_OK) {
         rc = lost(r, spec, "MULTI", err);
         goto out;
     }
+    for (int done = 0; !done;) {
+        if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+            rc = lost(r, spec, "MULTI", err);
+            goto out;
+        }
+    }
+    r->sent = 1;
+out:
+    /* A large batch's buffers are not kept beyond it. */
+    if (r->resp.alloc > (64u << 20))
+        cairn_buf_release(&r->resp);
+    return rc;
+}
+
+/*
+ * Reads the replies of the batch rd_send wrote (MULTI, one QUEUED per
+ * command, EXEC) and checks every one. @p evs and @p n are the batch given
+ * to rd_send, still alive: errors name their events.
+ */
+static cairn_rc_t rd_finish(cairn__pj_sink_t *s,
+                            const cairn__pj_event_t *evs,
+                            size_t n,
+                            long *failed_at,
+                            cairn_error_t *err)
+{
+    struct rd *r = s->impl;
+    const cairn__pj_spec_t *spec = s->spec;
+    cairn_rc_t rc = CAIRN_OK;
+    long queue_error_at = -1;
+    char queue_error[200] = "";
+
+    (void)n;
+    if (!r->sent || !r->c) {
+        rc = r->c ? cairn__error_set(err, CAIRN_E_INTERNAL, 0, spec->name,
+                                     "projector '%s': redis: no batch was sent", spec->name)
+                  : lost(r, spec, "EXEC", err);
+        goto out;
+    }
+    r->sent = 0;
     /* MULTI, one QUEUED per command, then EXEC. */
     for (size_t i = 0; i < r->ncmds + 2; i++) {
         redisReply *rep = NULL;
@@ -513,10 +556,21 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
         freeReplyObject(rep);
     }
 out:
-    /* A large batch's buffers are not kept beyond it. */
-    if (r->resp.alloc > (64u << 20))
-        cairn_buf_release(&r->resp);
     return rc;
+}
+
+static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
+                           const cairn__pj_event_t *evs,
+                           size_t n,
+                           const char *checkpoint,
+                           uint64_t events,
+                           long *failed_at,
+                           cairn_error_t *err)
+{
+    cairn_rc_t rc = rd_send(s, evs, n, checkpoint, events, failed_at, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    return rd_finish(s, evs, n, failed_at, err);
 }
 
 /* Escapes glob characters of @p s for SCAN MATCH. */
@@ -613,6 +667,8 @@ const struct cairn__pj_sink_ops cairn__pj_sink_redis_ops = {
     .apply = rd_apply,
     .reset = rd_reset,
     .mark_poison = rd_mark_poison,
+    .send = rd_send,
+    .finish = rd_finish,
 };
 
 /* For rebuild and dead letters (shadow_redis.c, deadletter.c): the connection. */

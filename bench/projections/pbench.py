@@ -245,14 +245,15 @@ def proc_cpu(pid, children=False):
     return ticks / os.sysconf('SC_CLK_TCK')
 
 
-def rebuild(a, spec_path, tag, server=None):
+def rebuild(a, spec_path, tag, server=None, cairn=None):
     """Runs a fresh projector over the whole log; returns seconds. With
     @server (pid, children) also prints the CPU time of the runner and of the
-    sink's server during the run: where the wall time goes."""
+    sink's server during the run: where the wall time goes. @cairn: another
+    binary (BENCH_BASE_BIN) than CAIRN_BIN."""
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     s0 = proc_cpu(*server) if server else 0
     t0 = time.monotonic()
-    r = subprocess.run([a.cairn, 'projections', 'run', '--exit-at-end', '--log', a.log_url,
+    r = subprocess.run([cairn or a.cairn, 'projections', 'run', '--exit-at-end', '--log', a.log_url,
                         '--registry', a.registry.url, spec_path],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=3600)
     dt = time.monotonic() - t0
@@ -272,6 +273,26 @@ def rebuild(a, spec_path, tag, server=None):
         raise Failure('%s: the projector processed %s events, not %d: %s'
                       % (tag, m.group(1) if m else '?', a.events, out[-400:]))
     return dt
+
+
+def base_round(a, k, sink, make_spec, server, check):
+    """With BENCH_BASE_BIN, the same rebuild by that binary (the build before a
+    change) in the same round: a side-by-side rate on the same machine state."""
+    if not a.base:
+        return
+    name = '%s_b%d' % (sink, k)
+    spec = write_json(os.path.join(a.tmp, name + '.json'), make_spec(name))
+    dt = rebuild(a, spec, name + ' (base)', server, a.base)
+    check(name)
+    a.base_rates.setdefault(sink, []).append(a.events / dt)
+    say('# %s base rebuild round %d: %.2f s, %.0f events/s, checked' % (sink, k, dt, a.events / dt))
+
+
+def base_report(a, sink, rb, ref):
+    xs = a.base_rates.get(sink)
+    if xs:
+        say('name=projections.rebuild_base.%s events_per_s=%.0f rounds=%s over_reference=%.2f '
+            'this_over_base=%.2f' % (sink, med(xs), fmt_rounds(xs), med(xs) / ref, rb / med(xs)))
 
 
 def med(xs):
@@ -302,6 +323,17 @@ def case_postgres(a, pg, expect_path):
         rebuild_rates.append(a.events / dt)
         say('# postgres rebuild round %d: %.2f s, %.0f events/s, table checked (%d rows)'
             % (k, dt, a.events / dt, expect.count(b'\n')))
+
+        def pg_check(bname):
+            bt = 'bench_' + bname
+            got = pg.psql('-c', 'COPY (SELECT id, name, balance FROM %s ORDER BY id) TO STDOUT'
+                          % bt)
+            if got != expect:
+                raise Failure('%s: the table differs from the expected read model' % bt)
+            pg.sql('DROP TABLE %s' % bt)
+        base_round(a, k, 'postgres',
+                   lambda bname: pg_spec(bname, 'bench_' + bname, pg.conninfo, a.batch),
+                   (pg.proc.pid, True), pg_check)
         if k < a.rounds:
             pg.sql('DROP TABLE %s' % table)
         else:
@@ -324,6 +356,7 @@ def case_postgres(a, pg, expect_path):
         % (a.events, rb, fmt_rounds(rebuild_rates), a.batch))
     say('name=projections.copy.postgres rows=%d rows_per_s=%.0f rounds=%s'
         % (a.events, cp, fmt_rounds(copy_rates)))
+    base_report(a, 'postgres', rb, cp)
     a.results.append(('postgres rebuild / COPY', rb / cp, 0.5))
     say('name=projections.ratio.postgres rebuild_over_copy=%.2f target=0.5 met=%s'
         % (rb / cp, 'yes' if rb / cp >= 0.5 else 'no'))
@@ -356,6 +389,12 @@ def case_redis(a, rd, expect_path):
         say('# redis rebuild round %d: %.2f s, %.0f events/s, keys checked (%d hashes)'
             % (k, dt, a.events / dt, len(expect)))
         rd.command('FLUSHALL')
+
+        def rd_check(bname):
+            check_redis(rd, bname + ':', expect)
+            rd.command('FLUSHALL')
+        base_round(a, k, 'redis', lambda bname: redis_spec(bname, bname + ':', rd.port, a.batch),
+                   (rd.proc.pid, False), rd_check)
         # redis-benchmark: -c 1 connection (the sink's one redisContext), -P the batch
         cmd = ['redis-benchmark', '-h', '127.0.0.1', '-p', str(rd.port), '-c', '1',
                '-P', str(a.batch), '-n', str(a.events), '-r', str(a.entities), '--csv',
@@ -380,6 +419,7 @@ def case_redis(a, rd, expect_path):
         % (a.events, rb, fmt_rounds(rebuild_rates), a.batch))
     say('name=projections.redis_benchmark.hset commands=%d per_s=%.0f rounds=%s c=1 P=%d'
         % (a.events, hb, fmt_rounds(bench_rates), a.batch))
+    base_report(a, 'redis', rb, hb)
     a.results.append(('redis rebuild / redis-benchmark', rb / hb, 0.5))
     say('name=projections.ratio.redis rebuild_over_redis_benchmark=%.2f target=0.5 met=%s'
         % (rb / hb, 'yes' if rb / hb >= 0.5 else 'no'))
@@ -451,6 +491,8 @@ def main():
     else:
         a.events, a.entities, a.rounds, a.rate, a.live_seconds = 1000000, 100000, 3, 10000, 10
     a.batch = int(os.environ.get('BENCH_BATCH', '500'))
+    a.base = os.environ.get('BENCH_BASE_BIN')  # a second cairn, rebuilt beside it each round
+    a.base_rates = {}
     a.tmp = tempfile.mkdtemp(prefix='pbench-', dir=base)
     os.chmod(a.tmp, 0o755)  # PostgreSQL runs as postgres below it
     a.results = []

@@ -11,7 +11,9 @@
 # CAIRN_BUILD_DIR=<build> may stand for both. Without BENCH_GEN, the
 # generator is looked for in CAIRN_BIN's build (<build>/bench/...).
 # BENCH_TMPDIR (default /var/tmp, not tmpfs) holds the log and the servers'
-# data; BENCH_BATCH (default 500) is the projectors' batch_size. --smoke
+# data; BENCH_BATCH (default 500) is the projectors' batch_size;
+# BENCH_BASE_BIN=<another cairn> (e.g. a build of HEAD) adds that binary's
+# rebuild to every round, for side-by-side rates. --smoke
 # (20,000 events, 1 round, 2 s of live appends) checks the whole pipeline,
 # read models compared with the expected ones, in about 10 s: CI can run it.
 set -eu
