@@ -13,7 +13,7 @@
  * before it; later upserts overwrite earlier columns; {"add": ...} counters
  * are summed, or the batch goes the per-event way when a value is not a
  * 64-bit integer), the folded rows are COPYed into a temporary staging
- * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
+ * table, then one DELETE ... WHERE key IN (its deletes), one INSERT ... SELECT ... ON CONFLICT
  * per (set columns, added columns) pair, so that a column no upsert of the
  * batch names keeps its value, the checkpoint, COMMIT: one COPY row per key
  * the batch touches instead of one statement per event, which is what lets
@@ -908,7 +908,8 @@ static cairn_rc_t make_stage(struct pg *p, const cairn__pj_spec_t *spec, cairn_e
     return rc;
 }
 
-/* DELETE ... USING the stage, one INSERT ... SELECT per mask, the checkpoint, COMMIT. */
+/* DELETE ... WHERE key IN (the stage's deletes), one INSERT ... SELECT per mask, the checkpoint,
+ * COMMIT. */
 static cairn_rc_t fold_sql(struct pg *p,
                            const struct fold *f,
                            const cairn__pj_spec_t *spec,
@@ -918,13 +919,19 @@ static cairn_rc_t fold_sql(struct pg *p,
                            cairn_error_t *err)
 {
     if (f->ndel) {
-        cairn_buf_printf(sql, "DELETE FROM %s AS t USING " STAGE " AS s WHERE s.\"cairn$del\"",
-                         p->table);
-        for (size_t c = 0; c < spec->ncolumns; c++)
+        /* "key IN (SELECT ...)", not "USING stage": the stage is never
+           analyzed, and the join form let the planner hash the whole target
+           table for every batch (18 ms of a 100,000-row table for 1,000
+           deletes); the IN form probes the key's index per deleted key. */
+        cairn_buf_printf(sql, "DELETE FROM %s WHERE (", p->table);
+        for (size_t c = 0, k = 0; c < spec->ncolumns; c++)
             if (spec->columns[c].key)
-                cairn_buf_printf(sql, " AND t.\"%s\" = s.\"%s\"", spec->columns[c].name,
-                                 spec->columns[c].name);
-        cairn_buf_appends(sql, ";\n");
+                cairn_buf_printf(sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[c].name);
+        cairn_buf_appends(sql, ") IN (SELECT ");
+        for (size_t c = 0, k = 0; c < spec->ncolumns; c++)
+            if (spec->columns[c].key)
+                cairn_buf_printf(sql, "%s\"%s\"", k++ ? ", " : "", spec->columns[c].name);
+        cairn_buf_appends(sql, " FROM " STAGE " WHERE \"cairn$del\");\n");
     }
     for (size_t m = 0; m < f->nmasks; m++) {
         uint64_t mask = f->masks[2 * m], add = f->masks[2 * m + 1];
@@ -1043,7 +1050,7 @@ static cairn_rc_t fold_build(cairn__pj_sink_t *s,
  * The batch set-based, as one transaction: fold its actions per key (the
  * last delete wins over what came before it; upserts after it merge, later
  * columns over earlier ones), COPY the folded rows into the session's staging
- * table, then one DELETE ... USING it, one INSERT ... SELECT ... ON CONFLICT
+ * table, then one DELETE ... WHERE key IN (its deletes), one INSERT ... SELECT ... ON CONFLICT
  * per set of columns the upserts set (so a column no upsert of the batch
  * names keeps its value), the checkpoint, COMMIT. About one COPY row per key
  * instead of one statement per event: what makes large batches cheap.
