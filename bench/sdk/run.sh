@@ -5,7 +5,7 @@
 # commands/s end to end through cairn_handle() with 16 caller threads
 # (bench_sdk_commands) on the file backend with 1,000 hot and 100,000 cold
 # accounts and on the mock Kafka cluster with 1,000 hot accounts; then the
-# serde benchmark (bench_sdk_serde, engineer "codec"'s) when it is built.
+# serde benchmark (bench_sdk_serde; a failure when it is not built).
 # Starts a registry (`cairn registry serve`) and one cairn-mock-kafka, and
 # stops both by PID. Medians of 3 rounds; --smoke: one short round with
 # small counts (CI runs it to prove the script works).
@@ -111,13 +111,15 @@ if [ "$kafka" = 1 ]; then
     echo "name=sdk.commands.kafka.hot threads=$threads aggregates=$hot partitions=$partitions commands_per_s=$k rounds=$(all sdk.commands.kafka.hot commands_per_s) p50_us=$(med sdk.commands.kafka.hot p50_us) p99_us=$(med sdk.commands.kafka.hot p99_us) low_watermarks_zero=${wm:-unknown}"
 fi
 
-# ---- serde (engineer "codec"'s benchmark), when built -----------------------
+# ---- serde: the SDK's codec next to avro-c --------------------------------
+# A missing program is a failure (CI's smoke run must not pass without it).
 if [ -x "$serde" ]; then
     sargs=()
     [ "$smoke" = 1 ] && sargs+=(--smoke)
     "$serde" "${sargs[@]}" || { echo "# FAILED: bench_sdk_serde"; failed=1; }
 else
-    echo "# bench_sdk_serde is not built in $build: serde figures skipped"
+    echo "# FAILED: bench_sdk_serde is not built in $build (cmake --build $build --target bench_sdk_serde)"
+    failed=1
 fi
 
 exit "$failed"

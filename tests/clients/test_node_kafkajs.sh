@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # test_node_kafkajs.sh - @kafkajs/confluent-schema-registry 3.9.0 (Node) against
-# a started cairn registry. Installs the pinned package into
-# tests/clients/node/node_modules (git-ignored, npm cache in ~/.npm), starts
+# a started cairn registry. Installs the pinned package into the build tree
+# (node_env.sh: $CAIRN_BUILD_DIR/node-clients/, npm cache in ~/.npm), starts
 # `$CAIRN_BIN registry serve` on a free port over a temporary data dir, runs
 # kafkajs_test.js against it and stops the server by PID. A missing
 # prerequisite (CAIRN_BIN, node, npm, the npm registry) is a failure that
@@ -12,16 +12,10 @@ set -u
 fail() { echo "FAIL: $*" >&2; echo "summary: test_node_kafkajs.sh -> FAIL"; exit 1; }
 
 here=$(cd "$(dirname "$0")" && pwd)
-node_dir="$here/node"
 [ -n "${CAIRN_BIN:-}" ] || fail "CAIRN_BIN is not set (the built cairn binary)"
 [ -x "$CAIRN_BIN" ] || fail "CAIRN_BIN=$CAIRN_BIN is not executable"
-command -v node >/dev/null || fail "node is not on PATH (Node 20 is required)"
-command -v npm >/dev/null || fail "npm is not on PATH"
-major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$major" -ge 18 ] || fail "node $(node --version) is too old (need 18+)"
-
-(cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error) ||
-    fail "npm install of @kafkajs/confluent-schema-registry in $node_dir failed"
+. "$here/node_env.sh"
+node_setup node_kafkajs
 
 data=$(mktemp -d)
 log="$data.log"

@@ -21,7 +21,6 @@ fail() { echo "FAIL: $*" >&2; echo "summary: test_sdk_kafkajs.sh -> FAIL"; exit 
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-node_dir="$here/node"
 [ -n "${CAIRN_BIN:-}" ] || fail "CAIRN_BIN is not set (the built cairn binary)"
 [ -x "$CAIRN_BIN" ] || fail "CAIRN_BIN=$CAIRN_BIN is not executable"
 [ -n "${CAIRN_BUILD_DIR:-}" ] || fail "CAIRN_BUILD_DIR is not set (the build holding examples/bank/cairn-bank)"
@@ -29,11 +28,8 @@ bank="$CAIRN_BUILD_DIR/examples/bank/cairn-bank"
 mock="${CAIRN_TOOLS_DIR:-$CAIRN_BUILD_DIR/tests}/cairn-mock-kafka"
 [ -x "$bank" ] || fail "no executable $bank: build the cairn-bank target"
 [ -x "$mock" ] || fail "no executable $mock: build the cairn-mock-kafka target"
-command -v node >/dev/null || fail "node is not on PATH (Node 20 is required)"
-command -v npm >/dev/null || fail "npm is not on PATH"
-
-(cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error) ||
-    fail "npm install of kafkajs and @kafkajs/confluent-schema-registry in $node_dir failed"
+. "$here/node_env.sh"
+node_setup sdk_kafkajs
 
 tmp=$(mktemp -d)
 reg_pid=""
