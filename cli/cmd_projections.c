@@ -324,6 +324,8 @@ static void on_progress(void *opaque, const cairn__pj_progress_t *p, size_t n, i
                         : state == 2 ? "live"
                                      : "catching-up"),
                p[i].events, p[i].processed, p[i].total, p[i].lag, p[i].events_per_s);
+        if (final)
+            printf(" batches=%" PRIu64 " folded=%" PRIu64, p[i].batches, p[i].folded);
         if (p[i].error) {
             printf(" error=");
             print_quoted(stdout, p[i].error);

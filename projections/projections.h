@@ -299,6 +299,39 @@ cairn_rc_t cairn__pj_sink_prepare(cairn__pj_sink_t *s,
                                   const char *checkpoint,
                                   uint64_t events,
                                   cairn_error_t *err);
+/**
+ * @brief Whether the sink can fold events one at a time into a pending batch
+ * (PostgreSQL's set-based batches), for the runner's replay batches: a batch
+ * then costs memory per key it touches, not per event, and its decoded
+ * values can go as soon as they are folded.
+ */
+int cairn__pj_sink_can_fold(const cairn__pj_sink_t *s);
+/**
+ * @brief Folds @p ev into the pending batch (opening one), without using the
+ * connection: it may run while another batch is in flight.
+ * @param[out] rows the rows (keys) the pending batch holds now.
+ * @returns CAIRN_OK; CAIRN_AGAIN when the event cannot be folded (the
+ *          pending batch is dropped: apply those events the other way);
+ *          CAIRN_E_NOMEM.
+ */
+cairn_rc_t cairn__pj_sink_fold(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *ev,
+                               size_t *rows,
+                               cairn_error_t *err);
+/** @brief Drops the pending batch. */
+void cairn__pj_sink_fold_drop(cairn__pj_sink_t *s);
+/**
+ * @brief Sends the pending batch (possibly empty) with its checkpoint as one
+ * unit, as cairn__pj_sink_send does; cairn__pj_sink_finish (with no
+ * events) reads its outcome, CAIRN_AGAIN there meaning the server refused
+ * it and applied nothing.
+ * @returns CAIRN_OK; CAIRN_AGAIN (not sent: apply those events the other
+ *          way); CAIRN_E_UNAVAILABLE; CAIRN_E_NOMEM.
+ */
+cairn_rc_t cairn__pj_sink_send_fold(cairn__pj_sink_t *s,
+                                    const char *checkpoint,
+                                    uint64_t events,
+                                    cairn_error_t *err);
 /** @brief Drops the read model and the checkpoint (`cairn projections reset`). */
 cairn_rc_t cairn__pj_sink_reset(cairn__pj_sink_t *s, cairn_error_t *err);
 /** @brief Records that the projector stopped on a poison event (Redis: it must be reset). */
@@ -338,6 +371,17 @@ struct cairn__pj_sink_ops {
                           const char *checkpoint,
                           uint64_t events,
                           cairn_error_t *err);
+    /* Optional (NULL: not supported): see cairn__pj_sink_fold. */
+    int (*can_fold)(const cairn__pj_sink_t *s);
+    cairn_rc_t (*fold)(cairn__pj_sink_t *s,
+                       const cairn__pj_event_t *ev,
+                       size_t *rows,
+                       cairn_error_t *err);
+    void (*fold_drop)(cairn__pj_sink_t *s);
+    cairn_rc_t (*send_fold)(cairn__pj_sink_t *s,
+                            const char *checkpoint,
+                            uint64_t events,
+                            cairn_error_t *err);
 };
 
 struct cairn__pj_sink {
@@ -381,6 +425,8 @@ typedef struct cairn__pj_progress {
     uint64_t processed; /* positions covered by the checkpoint, summed over partitions */
     uint64_t total;     /* the log's end, summed over partitions */
     uint64_t lag;       /* total - processed, never below 0 */
+    uint64_t batches;   /* batches applied in this run */
+    uint64_t folded;    /* of them, folded as they were decoded (catching up) */
     double events_per_s;
     double eta_s; /* lag / the rate positions were covered since the last report; -1: unknown */
     int caught_up;

@@ -35,6 +35,17 @@
  * letters (from inside the poll, on the sink's connection) or short polls
  * (live batches, whose latency wants them landed at once) apply at once.
  *
+ * Catching up (fold_allowed): short of the log's end seen at start, a sink
+ * that folds (PostgreSQL) gets each event folded into its pending batch as
+ * soon as it is decoded (cairn__pj_sink_fold, from on_record), the decoded
+ * value freed at once, and the batch goes (fold_flush) after FOLD_MS of
+ * records or at the end of what there is to read, overlapped as above with
+ * the folding of the next. Memory is per key, not per event, and the
+ * server's work one row per key per batch. An event that cannot be folded,
+ * or a folded batch the server refuses, sends the runner back to the sink's
+ * checkpoint, from where those events go the unfolded way (nofold_until),
+ * which names a poison event.
+ *
  * Version checks: the runner keeps the last version seen per stream. A
  * stream first seen after a start from the beginning of the log must start
  * at version 1; after a start from a checkpoint the first version seen of a
@@ -79,6 +90,13 @@
 #endif
 #define CATCHUP_FACTOR 40
 #define CATCHUP_FROM   100
+/* Catch-up folding (fold_allowed): records per poll, and when a folded
+   batch is sent: at FOLD_ROWS keys, FOLD_EVENTS records or FOLD_MS of
+   folding. The environment may set the poll and the time (fold_knob). */
+#define FOLD_POLL   20000
+#define FOLD_ROWS   262144
+#define FOLD_EVENTS 4000000
+#define FOLD_MS     250
 
 struct vmap_entry {
     char *stream;
@@ -104,6 +122,7 @@ struct proj {
 
     pthread_mutex_t mu; /* guards the progress fields below */
     uint64_t events;
+    uint64_t batches, folded; /* applied in this run */
     uint64_t pos[CAIRN__PJ_MAX_PARTITIONS];
     int caught_up, failed, done;
     char error[sizeof(((cairn_error_t *)0)->text) + 64];
@@ -128,6 +147,19 @@ struct proj {
     int poison;                                   /* the callback refused a record as poison */
     int stalled; /* the callback refused a record for a retriable reason */
     cairn_error_t cb_err;
+    /* Catch-up folding (fold_allowed): this poll folds each event into the
+       sink's pending batch instead of keeping it in `batch`. */
+    int folding;
+    int fold_pending; /* the sink holds a folded batch of `accepted` records */
+    int fold_refused; /* cairn__pj_sink_fold failed: fold_rc (the batch is gone) */
+    cairn_rc_t fold_rc;
+    size_t fold_rows;  /* keys in the pending batch */
+    double fold_began; /* mono_s() of its first record */
+    int fly_fold;      /* the batch in flight is a folded one */
+    size_t fold_poll;  /* records per poll while folding */
+    long fold_ms;      /* a folded batch goes after this long */
+    /* No folding until the checkpoint passes these (a folded batch was refused). */
+    uint64_t nofold_until[CAIRN__PJ_MAX_PARTITIONS];
 };
 
 static void nap_ms(long ms)
@@ -501,7 +533,23 @@ static int on_record(void *opaque, const cairn_record_t *r)
     if (h) {
         ev.stream = seen->stream;
         ev.type = h->type;
-        p->batch[p->nbatch++] = ev;
+        if (p->folding) {
+            /* Folded at once; its value goes now. A failure drops the whole
+               pending batch: the runner resumes from the sink's checkpoint
+               (fold_refused), so the version map's state does not matter. */
+            size_t rows = 0;
+            cairn_rc_t frc = cairn__pj_sink_fold(p->sink, &ev, &rows, &e);
+            json_decref(value);
+            if (frc != CAIRN_OK) {
+                p->fold_refused = 1;
+                p->fold_rc = frc;
+                if (r->partition >= 0 && r->partition < p->npart)
+                    p->nofold_until[r->partition] = r->position + 1;
+                return 1;
+            }
+            p->fold_rows = rows;
+        } else
+            p->batch[p->nbatch++] = ev;
     }
     p->accepted++;
     return 0;
@@ -515,7 +563,7 @@ static void batch_clear(struct proj *p)
     p->accepted = 0;
 }
 
-static void publish(struct proj *p, const char *cp, uint64_t events);
+static void publish(struct proj *p, const char *cp, uint64_t events, int applied);
 
 static void fly_clear(struct proj *p)
 {
@@ -524,6 +572,49 @@ static void fly_clear(struct proj *p)
     p->nfly = 0;
     p->fly_accepted = 0;
     p->inflight = 0;
+    p->fly_fold = 0;
+}
+
+/*
+ * CAIRN_PJ_FOLD_POLL (records per poll, 1..FOLD_POLL) and CAIRN_PJ_FOLD_MS
+ * (0..60000) override the defaults: for measuring other sizes, and for
+ * tests that want many small folded batches out of a small log. Anything
+ * else in them is ignored with a WARNING.
+ */
+static long fold_knob(const char *name, long dflt, long lo, long hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < lo || n > hi) {
+        cairn__log(CAIRN_LOG_WARNING, "projections", "%s='%.32s' is not in %ld..%ld: ignored", name,
+                   v, lo, hi);
+        return dflt;
+    }
+    return n;
+}
+
+/* Drops the batch being folded in the sink, if any. */
+static void fold_discard(struct proj *p)
+{
+    if (p->fold_pending || p->folding)
+        cairn__pj_sink_fold_drop(p->sink);
+    p->fold_pending = p->folding = p->fold_refused = 0;
+    p->fold_rows = 0;
+}
+
+/* No folding until the checkpoint passes @p cp: its batch goes the other way. */
+static void nofold_until(struct proj *p, const char *cp)
+{
+    uint64_t pos[CAIRN__PJ_MAX_PARTITIONS];
+    if (cairn__pj_checkpoint_positions(cp, pos, p->npart, NULL) != CAIRN_OK)
+        return;
+    for (int i = 0; i < p->npart; i++)
+        if (pos[i] > p->nofold_until[i])
+            p->nofold_until[i] = pos[i];
 }
 
 /*
@@ -543,9 +634,18 @@ static cairn_rc_t land(struct proj *p, uint64_t *events, cairn_error_t *err)
     p->inflight = 0;
     if (rc == CAIRN_OK) {
         *events += p->fly_accepted;
-        publish(p, p->fly_cp, *events);
-    } else
+        publish(p, p->fly_cp, *events, p->fly_fold ? 2 : 1);
+    } else {
+        if (rc == CAIRN_AGAIN && p->fly_fold) {
+            /* The server refused a folded batch (nothing applied): its events
+               go again the way that names a poison event. */
+            nofold_until(p, p->fly_cp);
+            cairn__error_set(err, CAIRN_AGAIN, 0, p->spec->name,
+                             "a folded replay batch was refused; applying its events batch by "
+                             "batch");
+        }
         fly_clear(p);
+    }
     return rc;
 }
 
@@ -570,15 +670,71 @@ static size_t batch_max(const struct proj *p)
     return n;
 }
 
-/* Whether the projector replays from the log's start, short of the end seen then. */
-static int replaying(const struct proj *p)
+/*
+ * Whether the projector is catching up: short of the log's end seen when it
+ * started (a replay from the log's start, a rebuild, or a backlog after a
+ * stop). Catching up takes large batches (batch_max, fold_allowed): the
+ * events are already there, and a large batch costs less per event.
+ */
+static int catching_up(const struct proj *p)
 {
-    if (!p->from_start)
-        return 0;
     for (int i = 0; i < p->npart; i++)
         if (p->pos[i] < p->start_end[i])
             return 1;
     return 0;
+}
+
+/*
+ * Whether this poll folds its events into the sink (cairn__pj_sink_fold)
+ * rather than keeping them for one batch: catching up, into a sink that
+ * folds (PostgreSQL), with a batch_size of CATCHUP_FROM or more (a smaller
+ * one asks for small transactions: batch_max), no dead letters (they park
+ * from inside the poll), and not over a folded batch that was refused. A
+ * folded batch then spans up to FOLD_MS of records (FOLD_ROWS keys,
+ * FOLD_EVENTS records at most): the server's work is one row per key per
+ * batch rather than one per event, and no more decoded values are alive
+ * than one event's.
+ */
+static int fold_allowed(const struct proj *p)
+{
+    if (!catching_up(p) || p->spec->batch_size < CATCHUP_FROM || p->spec->on_error_park ||
+        !cairn__pj_sink_can_fold(p->sink))
+        return 0;
+    for (int i = 0; i < p->npart; i++)
+        if (p->pos[i] < p->nofold_until[i])
+            return 0;
+    return 1;
+}
+
+/*
+ * Sends the pending folded batch with the tail's checkpoint @p cp, after
+ * landing the one in flight; with @p end (a short poll, a refused record, quitting)
+ * lands it at once too, as a short poll's batch is.
+ */
+static cairn_rc_t
+fold_flush(struct proj *p, const char *cp, uint64_t *events, int end, cairn_error_t *err)
+{
+    cairn_rc_t rc = land(p, events, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    rc = cairn__pj_sink_send_fold(p->sink, cp, *events + p->accepted, err);
+    p->fold_pending = 0;
+    p->fold_rows = 0;
+    if (rc == CAIRN_AGAIN) {
+        nofold_until(p, cp);
+        return cairn__error_set(err, CAIRN_AGAIN, 0, p->spec->name,
+                                "a folded replay batch cannot be sent; applying its events batch "
+                                "by batch");
+    }
+    if (rc != CAIRN_OK)
+        return rc;
+    p->fly_accepted = p->accepted;
+    p->nfly = 0;
+    snprintf(p->fly_cp, sizeof p->fly_cp, "%s", cp);
+    p->inflight = 1;
+    p->fly_fold = 1;
+    p->accepted = 0;
+    return end ? land(p, events, err) : CAIRN_OK;
 }
 
 static void set_failed(struct proj *p, const cairn_error_t *e)
@@ -592,7 +748,11 @@ static void set_failed(struct proj *p, const cairn_error_t *e)
     pthread_mutex_unlock(&p->mu);
 }
 
-static void publish(struct proj *p, const char *cp, uint64_t events)
+/*
+ * Publishes the projector's checkpoint and event count: @p applied is 0 for
+ * the state read at start, 1 after a batch was applied, 2 after a folded one.
+ */
+static void publish(struct proj *p, const char *cp, uint64_t events, int applied)
 {
     uint64_t pos[CAIRN__PJ_MAX_PARTITIONS];
     if (cairn__pj_checkpoint_positions(cp, pos, p->npart, NULL) != CAIRN_OK)
@@ -600,6 +760,8 @@ static void publish(struct proj *p, const char *cp, uint64_t events)
     pthread_mutex_lock(&p->mu);
     memcpy(p->pos, pos, sizeof pos[0] * (size_t)p->npart);
     p->events = events;
+    p->batches += applied != 0;
+    p->folded += applied == 2;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -646,7 +808,7 @@ static cairn_rc_t start(struct proj *p, cairn__pj_state_t *st, cairn_error_t *er
     for (int i = 0; i < p->npart; i++)
         p->start_end[i] = cairn_log_partition_end(p->log, i);
     vmap_clear(&p->versions);
-    publish(p, st->checkpoint, st->events);
+    publish(p, st->checkpoint, st->events, 0);
     cairn__log(CAIRN_LOG_INFO, "projections", "projector '%s' starts at checkpoint '%s'",
                p->spec->name, st->checkpoint[0] ? st->checkpoint : "(start)");
     return CAIRN_OK;
@@ -736,7 +898,7 @@ static void *proj_main(void *arg)
     events = st->events;
     double gen_checked = mono_s();
     while (!atomic_load(p->quit)) {
-        size_t delivered = 0, limit = replaying(p) ? bmax : p->spec->batch_size;
+        size_t delivered = 0, limit = catching_up(p) ? bmax : p->spec->batch_size;
         if (!p->o->target && p->spec->sink == CAIRN__PJ_SINK_REDIS && mono_s() - gen_checked >= 1) {
             /* A flip whose kill of our connection never came (the rebuild died
                in between): notice it within a second and move over. */
@@ -753,10 +915,52 @@ static void *proj_main(void *arg)
         }
         p->poison = p->stalled = 0;
         memset(&p->cb_err, 0, sizeof p->cb_err);
+        if (!p->fold_pending && (p->folding = fold_allowed(p)) != 0)
+            limit = p->fold_poll;
         rc = cairn_tail_poll(p->tail, POLL_MS, limit, on_record, p, &delivered, &err);
         if (rc != CAIRN_OK && rc != CAIRN_AGAIN) {
             batch_clear(p);
             goto out;
+        }
+        if (p->folding) {
+            /* Catch-up folding: the events of this poll are in the sink's
+               pending batch, which goes once it is large or old enough, or
+               at the end of what there is to read. */
+            if (p->fold_refused) {
+                if (p->fold_rc != CAIRN_AGAIN) {
+                    fold_discard(p);
+                    rc = cairn__error_set(&err, p->fold_rc, 0, NULL, "out of memory");
+                    goto out;
+                }
+                /* An event that cannot be folded: the batch goes the other way. */
+                if ((rc = land(p, &events, &err)) != CAIRN_OK)
+                    goto batch_failed;
+                rc = cairn__error_set(&err, CAIRN_AGAIN, 0, p->spec->name,
+                                      "an event cannot be folded into a replay batch; applying "
+                                      "its batch's events batch by batch");
+                goto batch_failed;
+            }
+            if (p->accepted > 0 && !p->fold_pending) {
+                p->fold_pending = 1;
+                p->fold_began = mono_s();
+            }
+            int end = delivered < limit || p->poison || p->stalled || atomic_load(p->quit);
+            if (p->fold_pending &&
+                (end || p->fold_rows >= FOLD_ROWS || p->accepted >= FOLD_EVENTS ||
+                 (mono_s() - p->fold_began) * 1000 >= (double)p->fold_ms)) {
+                if ((rc = cairn_tail_checkpoint(p->tail, cp, sizeof cp, &err)) != CAIRN_OK) {
+                    fold_discard(p);
+                    goto out;
+                }
+                if ((rc = fold_flush(p, cp, &events, end, &err)) != CAIRN_OK)
+                    goto batch_failed;
+            } else if (end && (rc = land(p, &events, &err)) != CAIRN_OK) {
+                /* Nothing new to send, but the batch in flight ends here. */
+                goto batch_failed;
+            }
+            if (p->fold_pending)
+                continue; /* more records for this batch */
+            goto checks;
         }
         int overlap = p->accepted > 0 && cairn__pj_sink_can_send(p->sink) &&
                       !p->spec->on_error_park && !p->poison && !p->stalled && delivered >= limit;
@@ -830,7 +1034,7 @@ static void *proj_main(void *arg)
             if (rc != CAIRN_OK)
                 goto batch_failed;
             events += n;
-            publish(p, cp, events);
+            publish(p, cp, events, 1);
             stalls = 0;
         } else {
             batch_clear(p);
@@ -866,10 +1070,13 @@ static void *proj_main(void *arg)
         continue;
     batch_failed:
         /* A batch the sink did not apply (the one in flight or this poll's):
-           whatever was decoded after it goes; reconnect or stop. */
+           whatever was decoded after it goes; reconnect or stop. A folded
+           batch refused (CAIRN_AGAIN) resumes from the checkpoint the same
+           way, its events then going batch by batch (nofold_until). */
         batch_clear(p);
         fly_clear(p);
-        if (rc == CAIRN_E_UNAVAILABLE) {
+        fold_discard(p);
+        if (rc == CAIRN_E_UNAVAILABLE || rc == CAIRN_AGAIN) {
             if ((rc = recover(p, st, &events, &err)) != CAIRN_OK)
                 goto out;
             continue;
@@ -934,6 +1141,8 @@ static void report(struct proj *ps,
         pthread_mutex_lock(&p->mu);
         x->name = p->spec->name;
         x->events = p->events;
+        x->batches = p->batches;
+        x->folded = p->folded;
         x->processed = x->total = x->lag = 0;
         for (int i = 0; i < p->npart; i++) {
             x->processed += p->pos[i];
@@ -1000,6 +1209,8 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
             if ((rc = cairn__pj_spec_check_registry(specs[i], client, err)) != CAIRN_OK)
                 goto out;
     }
+    long fold_poll = fold_knob("CAIRN_PJ_FOLD_POLL", FOLD_POLL, 1, FOLD_POLL);
+    long fold_ms = fold_knob("CAIRN_PJ_FOLD_MS", FOLD_MS, 0, 60000);
     ps = cairn__calloc(n, sizeof *ps);
     pr = cairn__calloc(n, sizeof *pr);
     last = cairn__calloc(2 * n, sizeof *last);
@@ -1015,6 +1226,8 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
         p->serde = serde;
         p->quit = &quit;
         p->npart = cairn_log_partition_count(log);
+        p->fold_poll = (size_t)fold_poll;
+        p->fold_ms = fold_ms;
         pthread_mutex_init(&p->mu, NULL);
     }
     for (size_t i = 0; i < n; i++) {

@@ -106,6 +106,34 @@ cairn_rc_t cairn__pj_sink_prepare(cairn__pj_sink_t *s,
     return s->ops->prepare ? s->ops->prepare(s, evs, n, checkpoint, events, err) : CAIRN_OK;
 }
 
+int cairn__pj_sink_can_fold(const cairn__pj_sink_t *s)
+{
+    return s && s->ops->can_fold && s->ops->fold && s->ops->fold_drop && s->ops->send_fold &&
+           s->ops->finish && s->ops->can_fold(s);
+}
+
+cairn_rc_t cairn__pj_sink_fold(cairn__pj_sink_t *s,
+                               const cairn__pj_event_t *ev,
+                               size_t *rows,
+                               cairn_error_t *err)
+{
+    return s->ops->fold(s, ev, rows, err);
+}
+
+void cairn__pj_sink_fold_drop(cairn__pj_sink_t *s)
+{
+    if (s && s->ops->fold_drop)
+        s->ops->fold_drop(s);
+}
+
+cairn_rc_t cairn__pj_sink_send_fold(cairn__pj_sink_t *s,
+                                    const char *checkpoint,
+                                    uint64_t events,
+                                    cairn_error_t *err)
+{
+    return s->ops->send_fold(s, checkpoint, events, err);
+}
+
 cairn_rc_t cairn__pj_sink_reset(cairn__pj_sink_t *s, cairn_error_t *err)
 {
     return s->ops->reset(s, err);

@@ -27,6 +27,12 @@
  * that fails aborts the rest of that query; pg_finish rolls back and goes
  * the per-event way as apply_folded does.
  *
+ * Folded as decoded (pg_fold, pg_send_fold: the runner's catch-up): events
+ * are folded into the same buffers one at a time as the runner decodes
+ * them, and the batch is sent as an overlapped set-based one. Its events
+ * are gone by then, so a refusal goes back to the runner (CAIRN_AGAIN),
+ * which applies them again from its checkpoint the other ways.
+ *
  * Per event (small batches, and a set-based batch the server refused for a
  * reason of the data, to name the poison event), sent in pipeline mode:
  *
@@ -87,6 +93,9 @@ struct pg {
     int prepared;
     char prep_cp[CAIRN_CHECKPOINT_MAX];
     uint64_t prep_events;
+    /* pg_fold's batch: `folding` while events are being folded into `fold`;
+       `sent_fold`: the batch in flight is one. */
+    int folding, sent_fold;
 };
 
 static int spec_foldable(const cairn__pj_spec_t *spec);
@@ -987,23 +996,9 @@ static cairn_rc_t fold_sql(struct pg *p,
     return CAIRN_OK;
 }
 
-/*
- * The set-based batch built in p->fold: the folded rows as COPY text and the
- * statements after COPY (with @p checkpoint and @p events). CAIRN_AGAIN: the
- * fold is not exact (the per-event way); CAIRN_E_NOMEM.
- */
-static cairn_rc_t fold_build(cairn__pj_sink_t *s,
-                             const cairn__pj_event_t *evs,
-                             size_t n,
-                             const char *checkpoint,
-                             uint64_t events,
-                             cairn_error_t *err)
+/* Empties p->fold (creating it) for a new set-based batch. */
+static cairn_rc_t fold_begin(struct pg *p, const cairn__pj_spec_t *spec, cairn_error_t *err)
 {
-    struct pg *p = s->impl;
-    const cairn__pj_spec_t *spec = s->spec;
-    cairn_rc_t rc = CAIRN_OK;
-    cairn_error_t e = {0};
-
     if (!p->fold) {
         if (!(p->fold = cairn__calloc(1, sizeof *p->fold)))
             return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
@@ -1012,17 +1007,40 @@ static cairn_rc_t fold_build(cairn__pj_sink_t *s,
         cairn_buf_init(&p->fold->data, (size_t)1 << 31);
         cairn_buf_init(&p->fold->sql, 16u << 20);
     }
-    struct fold *f = p->fold;
-    fold_reset(f);
-    for (size_t i = 0; i < n && rc == CAIRN_OK; i++) {
-        const cairn__pj_handler_t *h = evs[i].handler;
-        for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++)
-            rc = fold_action(f, spec, &h->actions[j], &evs[i], &e);
-    }
+    fold_reset(p->fold);
+    return CAIRN_OK;
+}
+
+/* Folds the actions of one event into p->fold. CAIRN_AGAIN: not foldable. */
+static cairn_rc_t fold_event(struct pg *p,
+                             const cairn__pj_spec_t *spec,
+                             const cairn__pj_event_t *ev,
+                             cairn_error_t *err)
+{
+    cairn_rc_t rc = CAIRN_OK;
+    cairn_error_t e = {0};
+    const cairn__pj_handler_t *h = ev->handler;
+    for (size_t j = 0; h && j < h->nactions && rc == CAIRN_OK; j++)
+        rc = fold_action(p->fold, spec, &h->actions[j], ev, &e);
     if (rc != CAIRN_OK)
         return rc == CAIRN_E_NOMEM ? cairn__error_set(err, rc, 0, NULL, "out of memory")
                                    : CAIRN_AGAIN;
-    for (size_t r = 0; r < f->nrows && rc == CAIRN_OK; r++) {
+    return CAIRN_OK;
+}
+
+/*
+ * Ends the set-based batch folded in p->fold: its distinct (mask, add)
+ * pairs, the folded rows as COPY text and the statements after COPY (with
+ * @p checkpoint and @p events). CAIRN_E_NOMEM.
+ */
+static cairn_rc_t fold_complete(struct pg *p,
+                                const cairn__pj_spec_t *spec,
+                                const char *checkpoint,
+                                uint64_t events,
+                                cairn_error_t *err)
+{
+    struct fold *f = p->fold;
+    for (size_t r = 0; r < f->nrows; r++) {
         uint64_t mask = f->rows[r].mask, add = f->rows[r].add;
         size_t m = 0;
         while (m < f->nmasks && (f->masks[2 * m] != mask || f->masks[2 * m + 1] != add))
@@ -1044,6 +1062,28 @@ static cairn_rc_t fold_build(cairn__pj_sink_t *s,
         fold_sql(p, f, spec, checkpoint, events, &f->sql, err) != CAIRN_OK)
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
     return CAIRN_OK;
+}
+
+/*
+ * The set-based batch of @p n events built in p->fold, with @p checkpoint
+ * and @p events. CAIRN_AGAIN: the fold is not exact (the per-event way);
+ * CAIRN_E_NOMEM.
+ */
+static cairn_rc_t fold_build(cairn__pj_sink_t *s,
+                             const cairn__pj_event_t *evs,
+                             size_t n,
+                             const char *checkpoint,
+                             uint64_t events,
+                             cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    p->folding = 0; /* a pending pg_fold batch, if any, is gone */
+    cairn_rc_t rc = fold_begin(p, s->spec, err);
+    for (size_t i = 0; i < n && rc == CAIRN_OK; i++)
+        rc = fold_event(p, s->spec, &evs[i], err);
+    if (rc == CAIRN_OK)
+        rc = fold_complete(p, s->spec, checkpoint, events, err);
+    return rc;
 }
 
 /*
@@ -1077,7 +1117,9 @@ static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
     struct fold *f;
     cairn_buf_t *data, *sql;
 
-    if (p->prepared)
+    if (!evs)
+        rc = fold_complete(p, spec, checkpoint, events, err); /* pg_fold built it */
+    else if (p->prepared)
         rc = p->prepared == 1 ? CAIRN_OK : CAIRN_AGAIN; /* pg_prepare built it */
     else
         rc = fold_build(s, evs, n, checkpoint, events, err);
@@ -1308,17 +1350,82 @@ static cairn_rc_t pg_finish(cairn__pj_sink_t *s,
                             cairn_error_t *err)
 {
     struct pg *p = s->impl;
-    int sent = p->sent;
-    p->sent = 0;
+    int sent = p->sent, folded = p->sent_fold;
+    p->sent = p->sent_fold = 0;
     if (sent == 2)
         return CAIRN_OK;
     if (sent != 1 || !p->conn)
         return cairn__error_set(err, CAIRN_E_INTERNAL, 0, s->spec->name,
                                 "projector '%s': postgres: no batch was sent", s->spec->name);
     cairn_rc_t rc = folded_finish(s, err);
-    if (rc != CAIRN_AGAIN)
-        return rc;
+    if (rc != CAIRN_AGAIN || folded)
+        return rc; /* a pg_fold batch has no events here: the runner replays them */
     return apply_rows(s, evs, n, p->sent_cp, p->sent_events, failed_at, err);
+}
+
+/*
+ * Folding as events are decoded (the runner's catch-up batches): each event is
+ * folded into p->fold at once, so a batch holds one row per key it touches
+ * rather than its decoded events, and may span many more events than a
+ * batch of decoded values could. pg_send_fold sends the batch as pg_send
+ * sends a set-based one and pg_finish reads its outcome; when the server
+ * refuses it (CAIRN_AGAIN, nothing applied) the runner replays its events
+ * the per-event way from the checkpoint before it, which names the poison
+ * event. Uses no connection until pg_send_fold.
+ */
+static int pg_can_fold(const cairn__pj_sink_t *s)
+{
+    const struct pg *p = s->impl;
+    return p->conn && p->foldable;
+}
+
+/* CAIRN_AGAIN: the event cannot be folded (the batch is dropped); CAIRN_E_NOMEM. */
+static cairn_rc_t
+pg_fold(cairn__pj_sink_t *s, const cairn__pj_event_t *ev, size_t *rows, cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    cairn_rc_t rc;
+    if (!p->folding) {
+        if ((rc = fold_begin(p, s->spec, err)) != CAIRN_OK)
+            return rc;
+        p->folding = 1;
+    }
+    if ((rc = fold_event(p, s->spec, ev, err)) != CAIRN_OK) {
+        p->folding = 0;
+        return rc;
+    }
+    *rows = p->fold->nrows;
+    return CAIRN_OK;
+}
+
+static void pg_fold_drop(cairn__pj_sink_t *s)
+{
+    struct pg *p = s->impl;
+    p->folding = 0;
+}
+
+static cairn_rc_t
+pg_send_fold(cairn__pj_sink_t *s, const char *checkpoint, uint64_t events, cairn_error_t *err)
+{
+    struct pg *p = s->impl;
+    cairn_rc_t rc;
+    p->sent = p->sent_fold = 0;
+    p->prepared = 0;
+    /* Events no action touched still move the checkpoint: an empty batch. */
+    if (!p->folding && (rc = fold_begin(p, s->spec, err)) != CAIRN_OK)
+        return rc;
+    p->folding = 0;
+    if (!p->conn || !p->foldable)
+        return CAIRN_AGAIN;
+    rc = apply_folded(s, NULL, 0, checkpoint, events, 1, err);
+    if (rc != CAIRN_OK) {
+        p->sent = 0;
+        return rc;
+    }
+    p->sent_fold = 1;
+    snprintf(p->sent_cp, sizeof p->sent_cp, "%s", checkpoint);
+    p->sent_events = events;
+    return CAIRN_OK;
 }
 
 static cairn_rc_t pg_reset(cairn__pj_sink_t *s, cairn_error_t *err)
@@ -1361,6 +1468,10 @@ const struct cairn__pj_sink_ops cairn__pj_sink_pg_ops = {
     .send = pg_send,
     .finish = pg_finish,
     .prepare = pg_prepare,
+    .can_fold = pg_can_fold,
+    .fold = pg_fold,
+    .fold_drop = pg_fold_drop,
+    .send_fold = pg_send_fold,
 };
 
 /* For rebuild and dead letters (shadow_pg.c, deadletter.c): the connection. */

@@ -10,7 +10,8 @@ persistence) and `cairn registry serve` on loopback, data under BENCH_TMPDIR
     encoded by the SDK's serde against the started registry (bench_gen.c
     states the mix), and the read model the history must leave.
  2. PostgreSQL, ROUNDS interleaved rounds: a rebuild (see REBUILD below) of a
-    fresh projector into a fresh table, then `\\copy` of EVENTS rows
+    fresh projector into a fresh table, the rebuild command over it, then
+    `\\copy` of EVENTS rows
     (id text primary key, name text, balance bigint) into a fresh table of the
     same shape. Every rebuilt table is compared with the expected model.
  3. Redis, ROUNDS interleaved rounds: a rebuild of a fresh projector (fresh
@@ -28,10 +29,13 @@ persistence) and `cairn registry serve` on loopback, data under BENCH_TMPDIR
     (`cairn projections run`) while bench_projections_gen live appends RATE
     events/s for LIVE_SECONDS and watches the sink's checkpoint.
 
-REBUILD: `cairn projections rebuild` does not exist yet, so a rebuild's
-replay is `cairn projections run --exit-at-end` of a fresh projector (no
-checkpoint, empty target) over the whole log, timed from process start to
-exit (its end-of-log detection costs one empty poll, 0.2 s).
+REBUILD: two measures per PostgreSQL round. (a) The replay: `cairn
+projections run --exit-at-end` of a fresh projector (no checkpoint, empty
+target) over the whole log, timed from process start to exit; the Redis
+rounds use this one. (b) The command: `cairn projections rebuild NAME
+--grace-ms 0` over the live table (a) left: a shadow table replayed from the
+log's start, indexed, swapped in, the old table dropped, timed from process
+start to exit. Both tables are compared with the expected model.
 
 Prints one name=projections.<case> line per case and the targets; exits 1
 when a check of correctness fails (not when a target is missed).
@@ -275,6 +279,31 @@ def rebuild(a, spec_path, tag, server=None, cairn=None):
     return dt
 
 
+def rebuild_cmd(a, name, spec_path, tag, server=None):
+    """`cairn projections rebuild NAME --grace-ms 0` over a live read model
+    that is already there: a shadow copy replayed from the log's start,
+    indexed, swapped in, the old copy dropped. Returns seconds."""
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s0 = proc_cpu(*server) if server else 0
+    t0 = time.monotonic()
+    r = subprocess.run([a.cairn, 'projections', 'rebuild', name, '--log', a.log_url,
+                        '--registry', a.registry.url, '--grace-ms', '0', spec_path],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=3600)
+    dt = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = r.stdout.decode(errors='replace') + r.stderr.decode(errors='replace')
+    if server:
+        say('# %s: wall %.2f s, runner cpu %.2f s, sink server cpu %.2f s'
+            % (tag, dt, ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime,
+               proc_cpu(*server) - s0))
+    m = re.search(r'state=stopped events=(\d+) .* batches=(\d+) folded=(\d+)', out)
+    if r.returncode != 0 or 'state=swapped' not in out or not m or int(m.group(1)) != a.events:
+        raise Failure('%s: cairn projections rebuild exited %d: %s' % (tag, r.returncode,
+                                                                      out[-800:]))
+    say('# %s: %s batches, %s of them folded' % (tag, m.group(2), m.group(3)))
+    return dt
+
+
 def base_round(a, k, sink, make_spec, server, check):
     """With BENCH_BASE_BIN, the same rebuild by that binary (the build before a
     change) in the same round: a side-by-side rate on the same machine state."""
@@ -310,7 +339,7 @@ def case_postgres(a, pg, expect_path):
             f.write('c%07d\tname-c%07d\t%d\n' % (i, i, (i * 31) % 100000))
     with open(expect_path, 'rb') as f:
         expect = f.read()
-    rebuild_rates, copy_rates = [], []
+    rebuild_rates, copy_rates, cmd_rates = [], [], []
     for k in range(1, a.rounds + 1):
         table, name = 'bench_pg_r%d' % k, 'pg_r%d' % k
         spec = write_json(os.path.join(a.tmp, name + '.json'),
@@ -323,6 +352,16 @@ def case_postgres(a, pg, expect_path):
         rebuild_rates.append(a.events / dt)
         say('# postgres rebuild round %d: %.2f s, %.0f events/s, table checked (%d rows)'
             % (k, dt, a.events / dt, expect.count(b'\n')))
+        # The rebuild command over that live table: shadow, replay, index, swap, drop.
+        dt = rebuild_cmd(a, name, spec, name + ' rebuild', (pg.proc.pid, True))
+        got = pg.psql('-c', 'COPY (SELECT id, name, balance FROM %s ORDER BY id) TO STDOUT'
+                      % table)
+        if got != expect:
+            raise Failure('%s: the table differs from the expected read model after the '
+                          'rebuild' % table)
+        cmd_rates.append(a.events / dt)
+        say('# postgres rebuild command round %d: %.2f s, %.0f events/s, table checked'
+            % (k, dt, a.events / dt))
 
         def pg_check(bname):
             bt = 'bench_' + bname
@@ -350,10 +389,13 @@ def case_postgres(a, pg, expect_path):
         copy_rates.append(a.events / dt)
         say('# postgres COPY round %d: %.2f s, %.0f rows/s' % (k, dt, a.events / dt))
         pg.sql('DROP TABLE %s' % ct)
-    rb, cp = med(rebuild_rates), med(copy_rates)
+    rb, cp, rc = med(rebuild_rates), med(copy_rates), med(cmd_rates)
     say('name=projections.rebuild.postgres events=%d events_per_s=%.0f rounds=%s batch=%d '
         'mode=run-fresh-projector values=avro-wire'
         % (a.events, rb, fmt_rounds(rebuild_rates), a.batch))
+    say('name=projections.rebuild_cmd.postgres events=%d events_per_s=%.0f rounds=%s batch=%d '
+        'mode=rebuild-command-grace-0 over_copy=%.2f'
+        % (a.events, rc, fmt_rounds(cmd_rates), a.batch, rc / cp))
     say('name=projections.copy.postgres rows=%d rows_per_s=%.0f rounds=%s'
         % (a.events, cp, fmt_rounds(copy_rates)))
     base_report(a, 'postgres', rb, cp)

@@ -13,11 +13,18 @@
   actions cannot read (checkpoint = that event's position, the events
   before it applied) and stops there again on a re-run; a Redis projector
   whose EXEC reply holds an error stops saying "batch partly applied",
-  refuses to start again until `reset`, and after `reset` rebuilds the fold.
+  refuses to start again until `reset`, and after `reset` rebuilds the fold;
+- poison events met while catching up in folded batches (batch_size 500):
+  a folded batch the server refuses (a key too large for its index) and an
+  event that cannot be folded (a sum past 64 bits) send the runner back to
+  its checkpoint, from where it applies the events batch by batch and stops
+  on the poison event, named with the server's reason; the checkpoint and
+  the table agree, and a re-run stops there again.
 """
 import copy
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -222,12 +229,65 @@ def poison(tmp, pg, rd):
           % (se.strip(), fx.diff(got, want)))
 
 
+def fold_refusals(tmp, pg):
+    """Poison events inside a folded catch-up batch."""
+    cases = []
+    # The server refuses the folded batch: a 20,000-character random key is
+    # larger than a btree index entry may be.
+    hist = fx.History(21)
+    good = hist.generate(60)
+    rng = random.Random(5)
+    big = ''.join(rng.choice('0123456789abcdef') for _ in range(20000))
+    bad = [{'stream': 'acc-big', 'type': 'Opened', 'value': {'id': big, 'owner': 'x'}}]
+    cases.append(('refused', good, bad, hist.generate(10), 'a folded replay batch was refused',
+                  'index row'))
+    # The batch cannot be folded: two deposits to one account sum past 64 bits in it.
+    hist = fx.History(22)
+    good = hist.generate(40) + [
+        {'stream': 'acc-ovf', 'type': 'Opened', 'value': {'id': 'acc-ovf', 'owner': 'o'}},
+        {'stream': 'acc-ovf', 'type': 'Deposited',
+         'value': {'id': 'acc-ovf', 'amount': 9223372036854775000}}]
+    bad = [{'stream': 'acc-ovf', 'type': 'Deposited', 'value': {'id': 'acc-ovf', 'amount': 1000}}]
+    cases.append(('unfoldable', good, bad, hist.generate(10),
+                  'an event cannot be folded into a replay batch', 'out of range'))
+    for label, good, bad, after, warning, reason in cases:
+        log = 'file:' + os.path.join(tmp, 'log_fold_' + label)
+        name, table = 'fold_' + label, 'fold_' + label
+        spec = fx.write_spec(tmp, fx.pg_spec(name, pg.conninfo, table, batch_size=500))
+        fx.feed(log, good + bad + after)
+        pos = read_positions(log)[len(good)]
+        code, so, se = fx.run(['run', '--log', log, '--exit-at-end', spec])
+        check(warning in se, 'fold %s: the runner says why it left the folded batch: %s' %
+              (label, se.strip()[-600:]))
+        check(code == 2 and 'event at partition 0 position %d' % pos in se and reason in se,
+              'fold %s: stops at position %d with the server\'s reason: %s' %
+              (label, pos, se.strip()[-600:]))
+        # The batch the poison event is in commits nothing (the stop default):
+        # the checkpoint is that batch's start, and the table its fold.
+        for attempt in ('first', 'second'):
+            if attempt == 'second':
+                code, so, se = fx.run(['run', '--log', log, '--exit-at-end', spec])
+                check(code == 2 and 'position %d' % pos in se,
+                      'fold %s: a second run stops at the same event: %s' % (label, se.strip()))
+            st = pg_state(pg, name)
+            n = int(st[0][1]) if st else -1
+            cp = st[0][0] if st else None
+            check(0 <= n <= len(good) and (cp == '' if n == 0 else cp.startswith('file:') and
+                                           int(cp[5:]) <= pos),
+                  'fold %s (%s run): the checkpoint is not past the event: %s' %
+                  (label, attempt, st))
+            check(fx.read_pg(pg, table) == fx.fold_pg(good[:n]),
+                  'fold %s (%s run): the table is the fold of the %d events the checkpoint covers'
+                  % (label, attempt, n))
+
+
 def main():
     tmp = check.tmpdir('cairn-pj-bad-')
     spec_errors(tmp)
     with Postgres() as pg, Redis(persist=True) as rd:
         unreachable(tmp, pg, rd)
         poison(tmp, pg, rd)
+        fold_refusals(tmp, pg)
     check.exit()
 
 

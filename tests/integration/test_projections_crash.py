@@ -6,7 +6,8 @@ applied twice, none skipped), and each checkpoint's event count equals the
 number of events in the log. On both backends (file log, Kafka mock).
 
 Small batches (1 and 3 events) make a kill land between, inside and right
-after commits; the test checks that kills did land part-way through the log
+after commits; a third projector (PostgreSQL, batch_size 500) catches up in
+folded batches (one per 97-record poll here), killed wherever it is; the test checks that kills did land part-way through the log
 (the PostgreSQL checkpoint strictly between the previous one and the end). Seed: CAIRN_PJ_SEED (default random, printed).
     CAIRN_BIN=build/cli/cairn CAIRN_TOOLS_DIR=build/tests \\
         /usr/bin/python3 tests/integration/test_projections_crash.py
@@ -30,8 +31,12 @@ def crash_case(tmp, pg, rd, label, log_url, rng):
     table = 'crash_' + label
     prefix = 'crash_' + label + ':'
     hist = fx.History(rng.randrange(1 << 30), accounts=30)
+    # The third catches up in folded batches (batch_size 500): a kill can land
+    # while a batch spanning many events is being folded or committed.
     specs = [fx.write_spec(tmp, fx.pg_spec('cpg_' + label, pg.conninfo, table, batch_size=1)),
-             fx.write_spec(tmp, fx.redis_spec('crd_' + label, rd.port, prefix, batch_size=3))]
+             fx.write_spec(tmp, fx.redis_spec('crd_' + label, rd.port, prefix, batch_size=3)),
+             fx.write_spec(tmp, fx.pg_spec('cpgf_' + label, pg.conninfo, table + '_f',
+                                           batch_size=500))]
     errpath = os.path.join(tmp, label + '.err')
     kills = mid = 0
     last_done = 0
@@ -88,17 +93,23 @@ def crash_case(tmp, pg, rd, label, log_url, rng):
     got = fx.read_pg(pg, table)
     check(got == want, '%s: after %d kills the postgres table equals the fold of %d events '
           '(%d rows) %s' % (label, kills, len(hist.events), len(want), fx.diff(got, want)))
+    got = fx.read_pg(pg, table + '_f')
+    check(got == want, '%s: after %d kills the folding projector\'s table equals the fold %s' %
+          (label, kills, fx.diff(got, want)))
     want_r = fx.fold_redis(hist.events, prefix)
     got_r = fx.read_redis(rd, prefix)
     check(got_r == want_r, '%s: after %d kills the redis keys equal the fold (%d keys) %s' %
           (label, kills, len(want_r), fx.diff(got_r, want_r)))
     code, so, se = fx.run(['status', '--log', log_url] + specs)
     n = len(hist.events)
-    check(code == 0 and so.count(' events=%d ' % n) == 2 and so.count(' lag=0') == 2,
-          '%s: both checkpoints count exactly %d events, lag 0: %s' % (label, n, so.strip()))
+    check(code == 0 and so.count(' events=%d ' % n) == 3 and so.count(' lag=0') == 3,
+          '%s: the checkpoints count exactly %d events, lag 0: %s' % (label, n, so.strip()))
 
 
 def main():
+    # The folding projector's batches: one 97-record poll each, sent at once.
+    os.environ['CAIRN_PJ_FOLD_POLL'] = '97'
+    os.environ['CAIRN_PJ_FOLD_MS'] = '0'
     seed = int(os.environ.get('CAIRN_PJ_SEED', random.randrange(1 << 30)))
     print('seed=%d (CAIRN_PJ_SEED replays it)' % seed, flush=True)
     rng = random.Random(seed)

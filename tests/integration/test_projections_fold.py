@@ -5,10 +5,15 @@ backends (the file log and Kafka through cairn-mock-kafka), with values as
 plain JSON and in the Confluent wire format (Avro encoded here, decoded by the
 runner through a real `cairn registry serve`).
 
-Each case appends a first part of a random history, runs both projectors to
+Each case appends a first part of a random history, runs the projectors to
 the log's end (--exit-at-end), compares, appends the rest, runs again (the
 second run resumes from the checkpoints) and compares again; `status`
-reports lag 0 and `wait` returns for the last record. In the wire-format
+reports lag 0 and `wait` returns for the last record. Two PostgreSQL
+projectors: one with small batches (37 events, each batch applied as it
+comes) and one with batch_size 500, which catches up in folded batches
+(events folded per key as they are decoded; the run's last line counts
+them), here one per 50-record poll (CAIRN_PJ_FOLD_POLL, CAIRN_PJ_FOLD_MS=0),
+so that several are in flight in turn and the last one ends the run. In the wire-format
 cases the spec's types name their registry subjects, so the fields the
 actions read are checked against the registered schemas; an unknown subject
 and a field missing from a schema are refused with the pointer named.
@@ -37,6 +42,7 @@ def one_case(tmp, pg, rd, label, log_url, seed, registry=None):
     prefix = label + ':'
     hist = fx.History(seed)
     pspec = fx.pg_spec('pg_' + label, pg.conninfo, table, batch_size=37)
+    fspec = fx.pg_spec('pgf_' + label, pg.conninfo, table + '_f', batch_size=500)
     rspec = fx.redis_spec('rd_' + label, rd.port, prefix, batch_size=23)
     encode = None
     extra = []
@@ -46,8 +52,9 @@ def one_case(tmp, pg, rd, label, log_url, seed, registry=None):
         # The types name their subjects: fields are checked against the registry's schemas.
         subjects = {t: fx.subject_of(t) for t in fx.TYPES}
         fx.with_subjects(pspec, subjects)
+        fx.with_subjects(fspec, subjects)
         fx.with_subjects(rspec, subjects)
-    specs = [fx.write_spec(tmp, pspec), fx.write_spec(tmp, rspec)]
+    specs = [fx.write_spec(tmp, pspec), fx.write_spec(tmp, rspec), fx.write_spec(tmp, fspec)]
     for part, n in (('first', 300), ('second', 250)):
         out = fx.feed(log_url, hist.generate(n), encode)
         code, so, se = fx.run(['run', '--log', log_url, '--exit-at-end'] + extra + specs,
@@ -62,13 +69,20 @@ def one_case(tmp, pg, rd, label, log_url, seed, registry=None):
         got = fx.read_pg(pg, table)
         check(got == want, '%s %s: postgres table equals the fold (%d rows) %s' %
               (label, part, len(want), fx.diff(got, want)))
+        folds = dict(re.findall(r'projector=(\S+) state=stopped .* folded=(\d+)', so))
+        check(int(folds.get('pgf_' + label, 0)) >= 4 and folds.get('pg_' + label) == '0',
+              '%s %s: the batch_size 500 projector caught up in folded batches (50-record '
+              'polls, one batch each), the batch_size 37 one did not: %s' % (label, part, folds))
+        got = fx.read_pg(pg, table + '_f')
+        check(got == want, '%s %s: the folding projector\'s table equals the fold (%d rows) %s' %
+              (label, part, len(want), fx.diff(got, want)))
         want_r = fx.fold_redis(hist.events, prefix)
         got_r = fx.read_redis(rd, prefix)
         check(got_r == want_r, '%s %s: redis keys equal the fold (%d keys) %s' %
               (label, part, len(want_r), fx.diff(got_r, want_r)))
     code, so, se = fx.run(['status', '--log', log_url] + specs)
     lines = so.strip().split('\n')
-    check(code == 0 and len(lines) == 2 and all(' lag=0' in l for l in lines) and
+    check(code == 0 and len(lines) == 3 and all(' lag=0' in l for l in lines) and
           all(' events=%d ' % len(hist.events) in l for l in lines),
           '%s: status says lag 0 and %d events: %s' % (label, len(hist.events), so.strip()))
     cp = re.search(r'checkpoint=(\S+)', lines[0]).group(1) if lines and 'checkpoint=' in lines[0] \
@@ -106,6 +120,10 @@ def registry_checks(tmp, pg, registry):
 
 
 def main():
+    # Folded catch-up batches of one 50-record poll each, sent at once: many
+    # batches (in flight while the next is folded) out of small logs.
+    os.environ['CAIRN_PJ_FOLD_POLL'] = '50'
+    os.environ['CAIRN_PJ_FOLD_MS'] = '0'
     seed = int(os.environ.get('CAIRN_PJ_SEED', random.randrange(1 << 30)))
     print('seed=%d (CAIRN_PJ_SEED replays it)' % seed, flush=True)
     tmp = check.tmpdir('cairn-pj-fold-')

@@ -174,7 +174,11 @@ def case(tmp, pg, rd, label, log_url, rng, full):
     print('---- %s: %s' % (label, log_url), flush=True)
     hist = fx.History(rng.randrange(1 << 30), accounts=200)
     if True:
-        specs = [fx.write_spec(tmp, fx.pg_spec(PG, pg.conninfo, TABLE, batch_size=20)),
+        # batch_size 200 (the Kafka case) catches up, and rebuilds, in folded
+        # batches; 20 (the file case, whose rebuild is killed part-way) in
+        # batches of 20 events.
+        specs = [fx.write_spec(tmp, fx.pg_spec(PG, pg.conninfo, TABLE,
+                                               batch_size=20 if full else 200)),
                  fx.write_spec(tmp, fx.redis_spec(RD, rd.port, PREFIX, batch_size=20))]
         fx.feed(log_url, hist.generate(20000 if full else 8000))
         errpath = os.path.join(tmp, label + '-live.err')
@@ -204,6 +208,10 @@ def case(tmp, pg, rd, label, log_url, rng, full):
                       % (code, so.strip()[-600:], se.strip()[-600:]))
                 check('live_connections_ended=1' in so,
                       'the swap ended the live postgres projector\'s connection: %s' % so.strip())
+                m = re.search(r'projector=%s state=stopped .* folded=(\d+)' % PG, so)
+                check(m and (int(m.group(1)) > 0) == (not full),
+                      'the shadow was built in folded batches with batch_size 200, not with 20: '
+                      '%s' % (m.group(0) if m else so.strip()[-300:]))
                 time.sleep(0.5)
                 code, so, se = rebuild(RD, log_url, specs)
                 check(code == 0 and 'generation=g1' in so and 'state=dropped' in so,
