@@ -35,6 +35,13 @@ extern "C" {
 #define CAIRN_VERSION_PATCH 0
 #define CAIRN_VERSION_STR   "0.1.0"
 
+/**
+ * @brief The version of libcairn.so in use ("0.1.0"), which may differ from
+ * the CAIRN_VERSION_* a program was compiled against. Only in the shared
+ * library (libcairn/): the static module libraries do not have it.
+ */
+CAIRN_API const char *cairn_version(void);
+
 /*
  * X(NAME, value, http_status, confluent_error_code, exit_code, "text")
  *
