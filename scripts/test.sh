@@ -20,12 +20,30 @@ jobs=$(nproc)
 status=0
 
 if [ "${CAIRN_TEST_QUICK:-0}" != 1 ]; then
-  echo "== build 1/2: gcc -Werror, labels: unit"
+  echo "== build 1/3: gcc -Werror, labels: unit"
   CC=gcc "$top/scripts/build.sh" "$top/build-ci-gcc" -DCAIRN_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
   (cd "$top/build-ci-gcc" && ctest -L unit --output-on-failure -j "$jobs") || status=1
 fi
 
-echo "== build 2/2: clang ASan+UBSan -Werror, labels: unit integration acceptance clients crash"
+if [ "${CAIRN_TEST_QUICK:-0}" != 1 ]; then
+  # ThreadSanitizer over the tests whose processes start no librdkafka
+  # handle: unit, acceptance and crash (the registry service and its HTTP
+  # server, the log, the SDK) and the file-log projections tests (the
+  # runner's threads). No suppression is needed today. librdkafka starts its
+  # threads with C11 thrd_create, which TSan does not intercept: a handle
+  # crashes under it at once, so eventstore.murmur2 and every Kafka test stay
+  # in the ASan build below.
+  echo "== build 2/3: clang TSan -Werror, labels: unit acceptance crash, projections on the file log"
+  CC=clang "$top/scripts/build.sh" "$top/build-ci-tsan" -DCAIRN_WERROR=ON -DCAIRN_TSAN=ON \
+    -DCAIRN_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  (cd "$top/build-ci-tsan" &&
+    ctest -L 'unit|acceptance|crash' -E '^eventstore\.murmur2$' --output-on-failure -j "$jobs" &&
+    ctest -R '^integration\.projections_(bad|deadletter)$' --output-on-failure -j "$jobs") ||
+    status=1
+fi
+
+echo "== build 3/3: clang ASan+UBSan -Werror, labels: unit integration acceptance clients crash"
 CC=clang "$top/scripts/build.sh" "$top/build-ci-asan" -DCAIRN_WERROR=ON -DCAIRN_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:halt_on_error=1}
