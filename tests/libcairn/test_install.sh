@@ -40,15 +40,19 @@ check $? "pkg-config --modversion cairn is the header's version ($version)"
 $cc $cflags "$CAIRN_SOURCE_DIR/examples/eventlog/eventlog.c" $(pkg-config --cflags --libs cairn) \
     -Wl,-rpath,"$libdir" -o "$tmp/eventlog-pc" > "$tmp/cc.log" 2>&1
 check $? "examples/eventlog builds with pkg-config: $(tail -n 5 "$tmp/cc.log" | tr '\n' ' ')"
-ldd "$tmp/eventlog-pc" | grep -q "$libdir/libcairn.so.0"; check $? "the pkg-config build loads the installed libcairn.so"
+# (ldd into a file: `ldd | grep -q` fails under pipefail when grep quits first)
+ldd "$tmp/eventlog-pc" > "$tmp/ldd-pc.txt" 2>&1
+grep -q "$libdir/libcairn.so.0" "$tmp/ldd-pc.txt"
+check $? "the pkg-config build loads the installed libcairn.so: $(grep libcairn "$tmp/ldd-pc.txt")"
 "$tmp/eventlog-pc" "file:$tmp/log-pc" > "$tmp/run-pc.log" 2>&1; check $? "the pkg-config build runs: $(tr '\n' ' ' < "$tmp/run-pc.log")"
 
 cmake -S "$CAIRN_SOURCE_DIR/examples/eventlog" -B "$tmp/build-cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$cflags" -DCMAKE_EXE_LINKER_FLAGS="$cflags" \
     > "$tmp/cmake.log" 2>&1 && cmake --build "$tmp/build-cmake" >> "$tmp/cmake.log" 2>&1
 check $? "examples/eventlog builds with find_package(Cairn): $(tail -n 5 "$tmp/cmake.log" | tr '\n' ' ')"
-ldd "$tmp/build-cmake/cairn-eventlog" | grep -q "$libdir/libcairn.so.0"
-check $? "the CMake build loads the installed libcairn.so"
+ldd "$tmp/build-cmake/cairn-eventlog" > "$tmp/ldd-cmake.txt" 2>&1
+grep -q "$libdir/libcairn.so.0" "$tmp/ldd-cmake.txt"
+check $? "the CMake build loads the installed libcairn.so: $(grep libcairn "$tmp/ldd-cmake.txt")"
 "$tmp/build-cmake/cairn-eventlog" "file:$tmp/log-cmake" > "$tmp/run-cmake.log" 2>&1
 check $? "the CMake build runs: $(tr '\n' ' ' < "$tmp/run-cmake.log")"
 
