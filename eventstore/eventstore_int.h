@@ -119,6 +119,7 @@ struct cairn__log_stats {
     uint64_t records; /* records in them */
     uint64_t fsyncs;  /* fdatasync calls on segments (group commits and rolls) */
     uint64_t segments;
+    uint64_t indexed; /* records in the stream index (read-only: built on demand) */
 };
 
 /** @brief A snapshot of the counters. Thread: any. */

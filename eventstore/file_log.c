@@ -84,9 +84,11 @@
  * -------
  * Replays and stream reads use pread (no shared file offset) and run
  * concurrently with appends; they snapshot `durable_end` and never read past
- * it. A read-only opener takes no lock and scans only up to the published
- * marker; each read re-reads the marker and indexes what has become durable
- * since.
+ * it. A read-only opener takes no lock and reads only up to the published
+ * marker, which each read reads again; it builds the index (a scan up to
+ * the marker) only when a stream read or a replay from a position needs it,
+ * so a reader that only tails the log (a projector) neither scans the whole
+ * log at open nor holds a position per record.
  *
  * Limits: fcntl locks belong to the process, so two opens of one directory
  * within one process are not detected (and closing either drops the lock):
@@ -147,6 +149,9 @@ struct file_log {
     size_t segcap;
     uint64_t written_end;
     uint64_t durable_end;
+    /* Read-only: the index covers [0, indexed_end); it is built when a
+       stream read or a replay from a position needs it (refresh). */
+    uint64_t indexed_end;
     int syncing;
     int failed;
     int fail_errno;
@@ -514,7 +519,7 @@ static cairn_rc_t scan(file_log_t *log,
     size_t hcap = 0;
     uint64_t *bpos = NULL;
     size_t bcap = 0;
-    uint64_t pos = log->durable_end, batch_start = pos, bver0 = 0;
+    uint64_t pos = log->indexed_end, batch_start = pos, bver0 = 0;
     uint32_t bcount = 0, bnext = 0;
     struct cairn__es_stream *bs = NULL;
 
@@ -686,33 +691,48 @@ static cairn_rc_t recover(file_log_t *log, uint64_t marker, cairn_error_t *err)
                                 log->dir, good, marker);
     if (bad != NO_BAD && (rc = cut_tail(log, bad, why, err)) != CAIRN_OK)
         return rc;
-    log->written_end = log->durable_end = good;
+    log->written_end = log->durable_end = log->indexed_end = good;
     return CAIRN_OK;
 }
 
-/* Locks: mu held. A read-only opener indexes what became durable since. */
-static cairn_rc_t refresh(file_log_t *log, cairn_error_t *err)
+/*
+ * Locks: mu held. A read-only opener: takes the durable end the writer
+ * published as what may be read, and with @p need_index brings the index up
+ * to it (the scan checks every frame, batch and stream version on the way).
+ * Tails and replays from the start need no index: a reader that only follows
+ * the log (a projector) pays neither the scan of the whole log at open nor
+ * the index's memory (a position per record); its reads check each frame's
+ * length and CRC as they go.
+ */
+static cairn_rc_t refresh(file_log_t *log, int need_index, cairn_error_t *err)
 {
+    cairn_rc_t rc;
     if (log->durable_fd < 0) {
         log->durable_fd = openat(log->dir_fd, "durable", O_RDONLY | O_CLOEXEC);
         if (log->durable_fd < 0)
             return CAIRN_OK; /* no writer has committed yet */
     }
     uint64_t marker = read_marker(log->durable_fd);
-    if (marker <= log->durable_end)
+    if (marker > log->durable_end) {
+        if ((rc = list_segments(log, err)) != CAIRN_OK)
+            return rc;
+        log->durable_end = log->written_end = marker;
+    }
+    if (!need_index || log->indexed_end >= log->durable_end)
         return CAIRN_OK;
     uint64_t good, bad;
     const char *why = "";
-    cairn_rc_t rc = list_segments(log, err);
-    if (rc == CAIRN_OK)
-        rc = scan(log, marker, &good, &bad, &why, err);
-    if (rc != CAIRN_OK)
+    if ((rc = scan(log, log->durable_end, &good, &bad, &why, err)) != CAIRN_OK)
         return rc;
-    if (bad != NO_BAD && bad < marker)
+    if (bad != NO_BAD && bad < log->durable_end)
         return cairn__error_set(err, CAIRN_E_CORRUPT, 0, log->dir,
                                 "log '%s' is damaged at position %" PRIu64 ": %s", log->dir, bad,
                                 why);
-    log->durable_end = log->written_end = good;
+    if (good < log->durable_end)
+        return cairn__error_set(err, CAIRN_E_CORRUPT, 0, log->dir,
+                                "log '%s' ends at %" PRIu64 " before its durable end %" PRIu64,
+                                log->dir, good, log->durable_end);
+    log->indexed_end = good;
     return CAIRN_OK;
 }
 
@@ -794,7 +814,7 @@ static cairn_rc_t file_open_dir(const char *url,
     if (log->read_only) {
         rc = list_segments(log, err);
         if (rc == CAIRN_OK)
-            rc = refresh(log, err);
+            rc = refresh(log, 0, err);
         goto out;
     }
     if ((rc = take_lock(log, err)) != CAIRN_OK)
@@ -1094,10 +1114,11 @@ static cairn_rc_t file_replay_log(
     reader_init(&r, REPLAY_AHEAD);
     pthread_mutex_lock(&log->mu);
     if (log->read_only)
-        rc = refresh(log, err);
+        rc = refresh(log, from_position > 0, err);
     limit = log->durable_end;
-    /* Start at the first record at or after from_position. */
-    size_t lo = 0, hi = log->idx.all_n;
+    /* Start at the first record at or after from_position (the log's first
+       record is at 0: no index is needed for a replay from the start). */
+    size_t lo = 0, hi = from_position > 0 ? log->idx.all_n : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (log->idx.all[mid] < from_position)
@@ -1105,7 +1126,7 @@ static cairn_rc_t file_replay_log(
         else
             hi = mid;
     }
-    pos = lo < log->idx.all_n ? log->idx.all[lo] : limit;
+    pos = from_position == 0 ? 0 : lo < log->idx.all_n ? log->idx.all[lo] : limit;
     pthread_mutex_unlock(&log->mu);
     if (rc != CAIRN_OK)
         goto out;
@@ -1152,7 +1173,7 @@ static cairn_rc_t file_read_stream_log(file_log_t *log,
         from_version = 1;
     pthread_mutex_lock(&log->mu);
     if (log->read_only)
-        rc = refresh(log, err);
+        rc = refresh(log, 1, err);
     limit = log->durable_end;
     struct cairn__es_stream *s = cairn__es_index_find(&log->idx, stream, strlen(stream));
     if (rc == CAIRN_OK && s && from_version <= s->n) {
@@ -1200,7 +1221,7 @@ static uint64_t file_stream_version_log(file_log_t *log, const char *stream)
         return 0;
     pthread_mutex_lock(&log->mu);
     if (log->read_only)
-        (void)refresh(log, NULL);
+        (void)refresh(log, 1, NULL);
     struct cairn__es_stream *s = cairn__es_index_find(&log->idx, stream, strlen(stream));
     v = s ? s->n : 0;
     pthread_mutex_unlock(&log->mu);
@@ -1214,7 +1235,7 @@ static uint64_t file_end_log(file_log_t *log)
         return 0;
     pthread_mutex_lock(&log->mu);
     if (log->read_only)
-        (void)refresh(log, NULL);
+        (void)refresh(log, 0, NULL);
     v = log->durable_end;
     pthread_mutex_unlock(&log->mu);
     return v;
@@ -1234,9 +1255,13 @@ struct file_tail {
 };
 
 /* Locks: mu held. The position of the first record at or after @p pos, or
- * durable_end when there is none below it. */
+ * durable_end when there is none below it. Past a read-only log's index
+ * (built on demand), @p pos is taken as the record boundary it was given as:
+ * a checkpoint of a tail; a bad one fails the frame checks when read. */
 static uint64_t next_record(const file_log_t *log, uint64_t pos)
 {
+    if (log->read_only && pos >= log->indexed_end)
+        return pos;
     size_t lo = 0, hi = log->idx.all_n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -1286,7 +1311,7 @@ static cairn_rc_t file_tail_open(void *impl, const char *checkpoint, void **out,
     if (at_end) {
         pthread_mutex_lock(&log->mu);
         if (log->read_only)
-            rc = refresh(log, err);
+            rc = refresh(log, 0, err);
         pos = log->durable_end;
         pthread_mutex_unlock(&log->mu);
         if (rc != CAIRN_OK) {
@@ -1339,7 +1364,7 @@ tail_wait(struct file_tail *t, int timeout_ms, uint64_t *start, cairn_error_t *e
     cairn_rc_t rc = CAIRN_OK;
     deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        if (log->read_only && (rc = refresh(log, err)) != CAIRN_OK)
+        if (log->read_only && (rc = refresh(log, 0, err)) != CAIRN_OK)
             return rc;
         *start = next_record(log, t->pos);
         if (*start < log->durable_end || timeout_ms <= 0)
@@ -1535,6 +1560,7 @@ void cairn__log_stats(cairn_log_t *clog, struct cairn__log_stats *out)
     pthread_mutex_lock(&log->mu);
     *out = log->stats;
     out->segments = log->nseg;
+    out->indexed = log->idx.all_n;
     pthread_mutex_unlock(&log->mu);
 }
 

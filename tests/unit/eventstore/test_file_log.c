@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -881,6 +882,146 @@ static void test_read_only_opener_follows_new_segments(void **state)
     cairn_log_close(log);
 }
 
+/* Polls @p t until it delivers nothing more; returns what it delivered. */
+static size_t drain_tail(cairn_tail_t *t, struct seen *s, cairn_rc_t *rc, cairn_error_t *err)
+{
+    size_t total = 0, n = 0;
+    do {
+        n = 0;
+        *rc = cairn_tail_poll(t, 0, 7, collect, s, &n, err);
+        total += n;
+    } while (*rc == CAIRN_OK && n > 0);
+    return total;
+}
+
+/* A read-only opener builds its stream index only when a read needs it: a
+ * tail or a replay from the start reads (and checks) frames without it. */
+static void test_read_only_opener_indexes_on_demand(void **state)
+{
+    struct fixture *f = *state;
+    cairn_log_options_t ro = {.read_only = 1};
+    cairn_log_t *log = open_log(f, NULL);
+    cairn_error_t err = {0};
+    struct cairn__log_stats st;
+    cairn_rc_t rc;
+    char value[16];
+    const char *streams[] = {"a", "b", "c"};
+    for (int i = 0; i < 30; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(put(log, streams[i % 3], CAIRN_EXPECT_ANY, value, NULL, &err), CAIRN_OK);
+    }
+    cairn_log_t *reader = open_log(f, &ro);
+    assert_int_equal(cairn_log_end(reader), cairn_log_end(log));
+
+    /* Tail from the start, and from a checkpoint: no index. */
+    cairn_tail_t *t = NULL;
+    struct seen s = {0};
+    char cp[64];
+    assert_int_equal(cairn_tail_open(reader, "", &t, &err), CAIRN_OK);
+    s.stop_after = 0;
+    size_t n = 0;
+    assert_int_equal(cairn_tail_poll(t, 0, 10, collect, &s, &n, &err), CAIRN_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(cairn_tail_checkpoint(t, cp, sizeof cp, &err), CAIRN_OK);
+    cairn_tail_close(t);
+    assert_int_equal(cairn_tail_open(reader, cp, &t, &err), CAIRN_OK);
+    assert_int_equal(drain_tail(t, &s, &rc, &err), 20);
+    assert_int_equal(rc, CAIRN_OK);
+    assert_int_equal(s.n, 30);
+    for (int i = 0; i < 30; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        assert_string_equal(s.value[i], value);
+        assert_int_equal(s.version[i], (uint64_t)(i / 3 + 1));
+    }
+    assert_int_equal(replay_all(reader, 0)->n, 30);
+    cairn__log_stats(reader, &st);
+    assert_int_equal(st.indexed, 0);
+
+    /* A stream read builds it; so does a replay from a position (which
+       starts at the first record at or after it). */
+    struct seen sb = {0};
+    assert_int_equal(cairn_log_read_stream(reader, "b", 4, collect, &sb, &err), CAIRN_DONE);
+    assert_int_equal(sb.n, 7);
+    assert_string_equal(sb.value[0], "v10");
+    assert_int_equal(cairn_log_stream_version(reader, "c"), 10);
+    cairn__log_stats(reader, &st);
+    assert_int_equal(st.indexed, 30);
+    struct seen *from = replay_all(reader, s.position[5] + 1);
+    assert_int_equal(from->n, 24);
+    assert_string_equal(from->value[0], "v6");
+
+    /* New appends: the tail sees them without the index; the index follows
+       when a read needs it again. */
+    for (int i = 30; i < 36; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(put(log, streams[i % 3], CAIRN_EXPECT_ANY, value, NULL, &err), CAIRN_OK);
+    }
+    assert_int_equal(drain_tail(t, &s, &rc, &err), 6);
+    assert_string_equal(s.value[35], "v35");
+    cairn__log_stats(reader, &st);
+    assert_int_equal(st.indexed, 30);
+    assert_int_equal(cairn_log_stream_version(reader, "a"), 12);
+    cairn__log_stats(reader, &st);
+    assert_int_equal(st.indexed, 36);
+    cairn_tail_close(t);
+
+    /* A checkpoint that is not a record boundary, past what the index
+       covers, fails the frame checks: an error, never a wrong record. */
+    cairn_log_t *fresh = open_log(f, &ro);
+    snprintf(cp, sizeof cp, "file:%" PRIu64, s.position[1] + 3);
+    assert_int_equal(cairn_tail_open(fresh, cp, &t, &err), CAIRN_OK);
+    struct seen bad = {0};
+    n = 0;
+    assert_int_equal(cairn_tail_poll(t, 0, 10, collect, &bad, &n, &err), CAIRN_E_CORRUPT);
+    assert_int_equal(bad.n, 0);
+    cairn_tail_close(t);
+    cairn_log_close(fresh);
+    cairn_log_close(reader);
+    cairn_log_close(log);
+}
+
+/* A damaged frame in the middle stops a tail of a read-only opener there,
+ * with the position, after the records before it. */
+static void test_read_only_tail_reports_a_damaged_frame(void **state)
+{
+    struct fixture *f = *state;
+    cairn_log_options_t ro = {.read_only = 1};
+    cairn_log_t *log = open_log(f, NULL);
+    cairn_error_t err = {0};
+    cairn_record_t rec;
+    uint64_t where = 0;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(put(log, "s", CAIRN_EXPECT_ANY, "0123456789", &rec, &err), CAIRN_OK);
+        if (i == 6)
+            where = rec.position;
+    }
+    cairn_log_close(log);
+    /* One byte of the 7th record's value, flipped: its CRC no longer holds. */
+    struct stat sb;
+    assert_int_equal(stat(fpath(f, SEG0), &sb), 0);
+    unsigned char byte;
+    int fd = open(fpath(f, SEG0), O_RDWR);
+    assert_true(fd >= 0);
+    off_t off = (off_t)where + 24;
+    assert_int_equal(pread(fd, &byte, 1, off), 1);
+    byte ^= 0x5a;
+    close(fd);
+    patch_file(f, SEG0, off, &byte, 1);
+
+    cairn_log_t *reader = open_log(f, &ro);
+    cairn_tail_t *t = NULL;
+    struct seen s = {0};
+    cairn_rc_t rc;
+    assert_int_equal(cairn_tail_open(reader, "", &t, &err), CAIRN_OK);
+    assert_int_equal(drain_tail(t, &s, &rc, &err), 6);
+    assert_int_equal(rc, CAIRN_E_CORRUPT);
+    char pos[32];
+    snprintf(pos, sizeof pos, "%" PRIu64, where);
+    assert_non_null(strstr(err.text, pos));
+    cairn_tail_close(t);
+    cairn_log_close(reader);
+}
+
 static void test_open_rejects_bad_urls_and_missing_read_only_dirs(void **state)
 {
     struct fixture *f = *state;
@@ -959,6 +1100,8 @@ int main(void)
         T(test_second_writer_process_gets_locked),
         T(test_read_only_opener_sees_only_the_durable_end),
         T(test_read_only_opener_follows_new_segments),
+        T(test_read_only_opener_indexes_on_demand),
+        T(test_read_only_tail_reports_a_damaged_frame),
         T(test_open_rejects_bad_urls_and_missing_read_only_dirs),
         T(test_open_of_100k_records_is_fast),
 #undef T
