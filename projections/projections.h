@@ -561,6 +561,12 @@ cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
                                            const char *gen,
                                            FILE *out,
                                            cairn_error_t *err);
+/** @brief Drops the generations older than @p live that earlier rebuilds left. */
+cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
+                                          const cairn__pj_retry_t *retry,
+                                          const char *live,
+                                          FILE *out,
+                                          cairn_error_t *err);
 
 /** One parked event. */
 typedef struct cairn__pj_dead {

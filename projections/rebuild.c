@@ -25,8 +25,8 @@
  * for --grace-ms and then dropped, so a reader mid-transaction or
  * mid-lookup never sees it vanish. A rebuild killed during the grace period
  * leaves the old copy: the next swap drops a leftover retired table first,
- * and an old generation's keys can be dropped by running the rebuild again
- * (its dry run names them).
+ * and the next Redis rebuild, after dropping the generation it retires,
+ * drops any older one still there.
  *
  * A code projector's library owns its storage and ABI 1 has no swap: its
  * rebuild builds the shadow (the library is opened as "<name>#shadow", every
@@ -190,6 +190,8 @@ cairn_rc_t cairn__pj_rebuild(const cairn__pj_spec_t *spec,
         rc = cairn__pj_pg_drop_retired(spec, o, out, err);
     else
         rc = cairn__pj_redis_drop_generation(spec, &o->retry, live, out, err);
+    if (rc == CAIRN_OK && spec->sink == CAIRN__PJ_SINK_REDIS)
+        rc = cairn__pj_redis_drop_leftovers(spec, &o->retry, shadow, out, err);
     fflush(out);
     return rc;
 }

@@ -23,7 +23,9 @@
  * after naming its connection, so it cannot slip between flip and kill.
  *
  * The old generation is deleted after the grace period, so a reader that
- * resolved the pointer just before the flip still finds its keys. The root
+ * resolved the pointer just before the flip still finds its keys; then any
+ * older generation a rebuild killed during its grace period left behind
+ * (cairn__pj_redis_drop_leftovers). The root
  * generation's keys are found as `reset` finds them (the literal head of
  * every key template), skipping the generation keys.
  */
@@ -394,5 +396,84 @@ cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
         fprintf(out, "projector=%s state=dropped old=\"generation '%s'\" keys=%ld\n", spec->name,
                 *gen ? gen : "(root)", deleted);
     redisFree(c);
+    return rc;
+}
+
+/* The number N of generation "gN", or -1 when @p gen is not one. */
+static long generation_number(const char *gen)
+{
+    if (gen[0] != 'g' || !isdigit((unsigned char)gen[1]) || strlen(gen) > 12)
+        return -1;
+    for (const char *p = gen + 1; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    return atol(gen + 1);
+}
+
+/*
+ * Drops what earlier rebuilds left: a rebuild killed during its grace period
+ * keeps the generation it retired, which no later flip would drop (each
+ * drops only the one it retires). Every generation older than @p live, the
+ * generation just swapped in, whose checkpoint hash is still there (a drop
+ * deletes it last) goes as drop_generation does; the root generation too,
+ * when its checkpoint is there and @p live is not it. Unreadable for years
+ * by then: the pointer left them at least one grace period ago.
+ */
+cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
+                                          const cairn__pj_retry_t *retry,
+                                          const char *live,
+                                          FILE *out,
+                                          cairn_error_t *err)
+{
+    long n = generation_number(live);
+    if (n <= 0)
+        return CAIRN_OK; /* the root (or a hand-made name) is live: nothing older */
+    redisContext *c = NULL;
+    char name[300], pat[700], gens[64][16];
+    size_t ngens = 0;
+    int root = 0;
+    cairn_rc_t rc = connect_rd(spec, retry, &c, err);
+    if (rc != CAIRN_OK)
+        return rc;
+    cp_key(name, sizeof name, spec, "");
+    redisReply *r = redisCommand(c, "EXISTS %s", name);
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        rc = failed(c, r, spec, "EXISTS", err);
+    else {
+        root = r->integer > 0;
+        freeReplyObject(r);
+    }
+    glob_escape(pat, sizeof pat - 4, name);
+    strcat(pat, "#g*");
+    char cursor[32] = "0";
+    size_t cut = strlen(name) + 1;
+    do {
+        if (rc != CAIRN_OK)
+            break;
+        r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            rc = failed(c, r, spec, "SCAN", err);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements && ngens < 64; i++) {
+            const char *k = r->element[1]->element[i]->str;
+            long g = strlen(k) > cut ? generation_number(k + cut) : -1;
+            if (g >= 0 && g < n)
+                snprintf(gens[ngens++], sizeof gens[0], "%s", k + cut);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0"));
+    redisFree(c);
+    for (size_t i = 0; i < ngens && rc == CAIRN_OK; i++)
+        rc = cairn__pj_redis_drop_generation(spec, retry, gens[i], out, err);
+    if (rc == CAIRN_OK && root) {
+        cairn_error_t e = {0};
+        /* A root whose keys cannot be told apart (a key template starting
+           with a field) is left, said so: the swap itself went well. */
+        if (cairn__pj_redis_drop_generation(spec, retry, "", out, &e) != CAIRN_OK && out)
+            fprintf(out, "projector=%s state=leftover old=\"generation '(root)'\" error=\"%s\"\n",
+                    spec->name, e.text);
+    }
     return rc;
 }

@@ -13,7 +13,8 @@ appending events and reader threads keep querying the live read models:
   equal the fold of the first n events.
 
 Then: after the swaps both models equal the fold of the whole log, the old
-copies are gone after the grace period; a second rebuild is SIGKILLed part-way
+copies are gone after the grace period (and a later Redis rebuild also drops
+an older generation left behind); a second rebuild is SIGKILLed part-way
 (its shadow checkpoint > 0), `--dry-run` then reports a resume and changes
 nothing, and the rerun resumes from the shadow's checkpoint (it does not
 start over) and ends equal to the fold.
@@ -362,6 +363,28 @@ def case(tmp, pg, rd, label, log_url, rng, full):
                 want_r = fx.fold_redis(hist.events, PREFIX + 'g9:')
                 check(got_r == want_r, 'it built generation g9 from its (empty) checkpoint: %s'
                       % fx.diff(got_r, want_r))
+
+                # Generation g2 is a leftover now (the pointer left it without a
+                # rebuild's drop, as a rebuild killed during its grace period
+                # leaves one): the next rebuild drops it after the one it retires.
+                check(rd.keys(PREFIX + 'g2:*') and rd.keys('cairn:checkpoint:%s#g2' % RD),
+                      'generation g2 and its checkpoint are there before the rebuild')
+                code, so, se = rebuild(RD, log_url, specs)
+                check(code == 0 and 'generation=g10' in so and
+                      'state=dropped old="generation \'g9\'"' in so and
+                      'state=dropped old="generation \'g2\'"' in so,
+                      'the rebuild to g10 dropped g9, then the leftover g2 (%d): %s %s'
+                      % (code, so.strip()[-600:], se.strip()[-300:]))
+                left = [k for k in rd.keys(PREFIX + '*')
+                        if not k.startswith(PREFIX + 'g10:') and k != PREFIX + 'gen']
+                ck = sorted(rd.keys('cairn:checkpoint:%s*' % RD))
+                check(not left and ck == ['cairn:checkpoint:%s#g10' % RD],
+                      'only generation g10 and its checkpoint are left: %s %s' % (left[:5], ck))
+                check(wait_caught_up(specs, log_url, len(hist.events)),
+                      'the live projectors follow g10')
+                got_r = fx.read_redis(rd, PREFIX + 'g10:')
+                want_r = fx.fold_redis(hist.events, PREFIX + 'g10:')
+                check(got_r == want_r, 'generation g10 equals the fold %s' % fx.diff(got_r, want_r))
             finally:
                 live.send_signal(signal.SIGTERM)
                 try:
