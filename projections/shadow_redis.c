@@ -416,8 +416,8 @@ static long generation_number(const char *gen)
  * drops only the one it retires). Every generation older than @p live, the
  * generation just swapped in, whose checkpoint hash is still there (a drop
  * deletes it last) goes as drop_generation does; the root generation too,
- * when its checkpoint is there and @p live is not it. Unreadable for years
- * by then: the pointer left them at least one grace period ago.
+ * when its checkpoint is there and @p live is not it. No reader can be on
+ * them: the pointer left them at least one grace period ago.
  */
 cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
                                           const cairn__pj_retry_t *retry,
@@ -429,7 +429,7 @@ cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
     if (n <= 0)
         return CAIRN_OK; /* the root (or a hand-made name) is live: nothing older */
     redisContext *c = NULL;
-    char name[300], pat[700], gens[64][16];
+    char name[300], pat[700], gens[64][16]; /* at most 64 a call: the next rebuild takes more */
     size_t ngens = 0;
     int root = 0;
     cairn_rc_t rc = connect_rd(spec, retry, &c, err);
