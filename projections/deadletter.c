@@ -380,12 +380,22 @@ cairn_rc_t cairn__pj_dead_retry(cairn__pj_sink_t *s,
     if (!strcmp(d->format, "json")) {
         value = json_loads(d->value, JSON_DECODE_ANY, &je);
     } else {
-        size_t len = strlen(d->value) / 2;
+        /* The value comes back from the sink's server: checked, never trusted. */
+        size_t hexlen = strlen(d->value), len = hexlen / 2;
         unsigned char *raw = cairn__malloc(len + 1);
         if (!raw)
             return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-        for (size_t i = 0; i < len; i++)
-            raw[i] = (unsigned char)(unhex(d->value[2 * i]) << 4 | unhex(d->value[2 * i + 1]));
+        for (size_t i = 0; i < hexlen; i += 2) {
+            int hi = unhex(d->value[i]), lo = i + 1 < hexlen ? unhex(d->value[i + 1]) : -1;
+            if (hi < 0 || lo < 0) {
+                cairn__free(raw);
+                return cairn__error_set(err, CAIRN_E_INVALID, 0, d->id,
+                                        "dead letter '%s': its raw value is not lowercase hex "
+                                        "(character %zu of %zu)",
+                                        d->id, hi < 0 ? i + 1 : i + 2, hexlen);
+            }
+            raw[i / 2] = (unsigned char)(hi << 4 | lo);
+        }
         if (len >= 5 && raw[0] == 0) {
             if (!serde)
                 rc = cairn__error_set(err, CAIRN_E_INVALID, 0, d->id,

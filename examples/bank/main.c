@@ -490,6 +490,7 @@ static int cmd_decode(struct app *a)
             if (hi < 0 || lo < 0) {
                 fprintf(stderr, "cairn-bank: line %lu: not hex\n", lineno);
                 code = 2;
+                break;
             }
             bytes[i] = (unsigned char)(hi << 4 | lo);
         }

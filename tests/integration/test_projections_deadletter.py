@@ -109,6 +109,22 @@ def main():
                   '%s: retry before the fix fails (%d): %s' % (name, code, so.strip()))
             code, rows, so, se = listed(name, specs)
             check(x in rows, '%s: the dead letter stays after a failed retry' % name)
+        # A raw dead letter whose value was damaged in the table: a clear error,
+        # and it stays parked as it is.
+        zid = ids['dl_pg'][z]
+        orig = pg.query("SELECT value FROM cairn_dead_letters WHERE projector = 'dl_pg' AND "
+                        "id = '%s'" % zid)[0][0]
+        pg.query("UPDATE cairn_dead_letters SET value = '0g' || value WHERE projector = 'dl_pg' "
+                 "AND id = '%s'" % zid)
+        code, so, se = fx.run(['dead-letters', 'retry', 'dl_pg', zid] + specs)
+        check(code == 2 and 'retry=failed' in so and 'not lowercase hex (character 2 of' in so,
+              'dl_pg: a damaged raw value fails its retry saying so (%d): %s %s'
+              % (code, so.strip(), se.strip()))
+        left = pg.query("SELECT value FROM cairn_dead_letters WHERE projector = 'dl_pg' AND "
+                        "id = '%s'" % zid)
+        check(left and left[0][0] == '0g' + orig, 'dl_pg: the damaged dead letter stays parked')
+        pg.query("UPDATE cairn_dead_letters SET value = '%s' WHERE projector = 'dl_pg' AND "
+                 "id = '%s'" % (orig, zid))
         # Fix the causes, retry everything: X applies, Y and Z cannot.
         pg.query('ALTER TABLE dl_acc DROP CONSTRAINT dl_small')
         rd.command('HSET', 'dl:acc:' + x, 'balance', before_x)
