@@ -34,6 +34,7 @@
 
 #include "cairn/eventstore.h"
 #include "cli.h"
+#include "common.h"
 
 #define MAX_HEADERS   64
 #define MAX_VALUE     (64u << 20)
@@ -190,34 +191,21 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Opens a log for writing, waiting for another process's lock up to the timeout. */
 static cairn_rc_t
 open_writer(const char *url, double timeout_s, cairn_log_t **log, cairn_error_t *err)
 {
-    double deadline = mono_s() + timeout_s;
+    double deadline = cairn__mono_s() + timeout_s;
     for (unsigned n = 0;; n++) {
         cairn_error_t e = {0};
         cairn_rc_t rc = cairn_log_open(url, NULL, log, &e);
-        if (rc != CAIRN_E_CONFLICT_LOCKED || mono_s() >= deadline) {
+        if (rc != CAIRN_E_CONFLICT_LOCKED || cairn__mono_s() >= deadline) {
             if (err)
                 *err = e;
             return rc;
         }
         /* 2..20 ms, spread so that waiters do not march in step. */
-        nap_ms(2 + (long)((unsigned)getpid() * 7u + n * 13u) % 19);
+        cairn__sleep_ms(2 + (long)((unsigned)getpid() * 7u + n * 13u) % 19);
     }
 }
 
@@ -666,29 +654,11 @@ static int events_copy(int argc, char **argv)
 
 int cmd_events(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int, char **);
-        const char *usage;
-    } subs[] = {
+    static const cli_sub_t subs[] = {
         {"append", events_append, append_usage},
         {"read", events_read, read_usage},
         {"tail", events_tail, tail_usage},
         {"copy", events_copy, copy_usage},
     };
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(events_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name))
-            continue;
-        if (cli_wants_help(argc - 1, argv + 1)) {
-            fputs(subs[i].usage, stdout);
-            return 0;
-        }
-        return subs[i].run(argc - 1, argv + 1);
-    }
-    fprintf(stderr, "cairn events: unknown subcommand '%s'; see 'cairn events --help'\n", argv[1]);
-    return 2;
+    return cli_dispatch("events", events_usage, subs, sizeof subs / sizeof subs[0], argc, argv);
 }

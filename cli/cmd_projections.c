@@ -522,13 +522,6 @@ static int projections_reset(int argc, char **argv)
     return 0;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int projections_wait(int argc, char **argv)
 {
     struct opts o;
@@ -584,7 +577,7 @@ static int projections_wait(int argc, char **argv)
     if ((code = load_named("wait", &o, 2, o.pos[0], specs, &spec)) != 0)
         return code;
     cairn__pj_retry_t retry = {o.retries ? o.retries : 3, o.backoff_ms ? o.backoff_ms : 200};
-    double deadline = mono_s() + (double)timeout_s;
+    double deadline = cairn__mono_s() + (double)timeout_s;
     rc = open_live(spec, &retry, &sink, &err);
     code = 2;
     while (rc == CAIRN_OK) {
@@ -620,15 +613,14 @@ static int projections_wait(int argc, char **argv)
                     st.poison);
             break;
         }
-        if (mono_s() >= deadline) {
+        if (cairn__mono_s() >= deadline) {
             fprintf(stderr,
                     "cairn projections wait: timed out after %ld s: projector '%s' is at '%s'\n",
                     timeout_s, spec->name, st.checkpoint[0] ? st.checkpoint : "(start)");
             code = 1;
             break;
         }
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+        cairn__sleep_ms(20);
     }
     cairn__pj_sink_close(sink);
     free_specs(specs, o.npos - 2);
@@ -857,11 +849,7 @@ static int projections_check(int argc, char **argv)
 
 int cmd_projections(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int, char **);
-        const char *usage;
-    } subs[] = {
+    static const cli_sub_t subs[] = {
         {"run", projections_run, run_usage},
         {"status", projections_status, status_usage},
         {"reset", projections_reset, reset_usage},
@@ -870,20 +858,6 @@ int cmd_projections(int argc, char **argv)
         {"rebuild", projections_rebuild, rebuild_usage},
         {"dead-letters", projections_dead_letters, dead_usage},
     };
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(projections_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name))
-            continue;
-        if (cli_wants_help(argc - 1, argv + 1)) {
-            fputs(subs[i].usage, stdout);
-            return 0;
-        }
-        return subs[i].run(argc - 1, argv + 1);
-    }
-    fprintf(stderr, "cairn projections: unknown subcommand '%s'; see 'cairn projections --help'\n",
-            argv[1]);
-    return 2;
+    return cli_dispatch("projections", projections_usage, subs, sizeof subs / sizeof subs[0], argc,
+                        argv);
 }

@@ -41,6 +41,27 @@ int cli_wants_help(int argc, char **argv)
     return 0;
 }
 
+int cli_dispatch(
+    const char *cmd, const char *usage, const cli_sub_t *subs, size_t nsubs, int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < nsubs; i++) {
+        if (strcmp(argv[1], subs[i].name))
+            continue;
+        if (cli_wants_help(argc - 1, argv + 1)) {
+            fputs(subs[i].usage, stdout);
+            return 0;
+        }
+        return subs[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "cairn %s: unknown subcommand '%s'; see 'cairn %s --help'\n", cmd, argv[1],
+            cmd);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {

@@ -54,6 +54,17 @@ void cairn__free(void *p);
 char *cairn__strdup(const char *s);
 char *cairn__strndup(const char *s, size_t n);
 
+/* ---- clocks (clock.c) ------------------------------------------------- */
+
+/** @brief Wall-clock time in ms since the epoch (stored, shown). */
+int64_t cairn__wall_ms(void);
+/** @brief Monotonic time in ms (timeouts, intervals). */
+int64_t cairn__mono_ms(void);
+/** @brief Monotonic time in seconds (rates). */
+double cairn__mono_s(void);
+/** @brief Sleeps @p ms (nothing for ms <= 0); a signal may end it early. */
+void cairn__sleep_ms(long ms);
+
 /* ---- logging ---------------------------------------------------------- */
 
 void cairn__log(int level, const char *ctx, const char *fmt, ...) CAIRN_PRINTF(3, 4);

@@ -193,13 +193,6 @@ static uint64_t get64le(const unsigned char *p)
     return v;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void segment_name(char *buf, size_t n, uint64_t base)
 {
     snprintf(buf, n, "%020" PRIu64 ".log", base);
@@ -883,7 +876,7 @@ static cairn_rc_t file_append_nowait_log(file_log_t *log,
     cairn_rc_t rc = CAIRN_OK;
     size_t total = 0, slen;
     size_t *sizes = NULL;
-    int64_t ts = now_ms();
+    int64_t ts = cairn__wall_ms();
 
     if (!log || !stream || !records || n == 0)
         return cairn__error_set(err, CAIRN_E_INVALID, 0, stream,

@@ -561,6 +561,19 @@ cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
                                            const char *gen,
                                            FILE *out,
                                            cairn_error_t *err);
+/** @brief Escapes the glob characters of @p s for SCAN MATCH into @p out. */
+void cairn__pj_glob_escape(char *out, size_t size, const char *s);
+/**
+ * @brief The SCAN patterns of the keys a Redis spec's templates make under
+ * @p keyprefix: the literal head of each template, deduplicated, appended
+ * to @p out.
+ * @returns CAIRN_OK; CAIRN_E_INVALID when a key starts with a field and
+ *          nothing else tells the projector's keys apart; CAIRN_E_NOMEM.
+ */
+cairn_rc_t cairn__pj_redis_key_patterns(const cairn__pj_spec_t *spec,
+                                        const char *keyprefix,
+                                        cairn_strlist_t *out,
+                                        cairn_error_t *err);
 /** @brief Drops the generations older than @p live that earlier rebuilds left. */
 cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
                                           const cairn__pj_retry_t *retry,

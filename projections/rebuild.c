@@ -72,13 +72,6 @@ static void next_generation(const char *live, char *out, size_t size)
     snprintf(out, size, "g%lu", n + 1);
 }
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 cairn_rc_t cairn__pj_rebuild(const cairn__pj_spec_t *spec,
                              const cairn__pj_rebuild_opts_t *o,
                              cairn_error_t *err)
@@ -185,7 +178,7 @@ cairn_rc_t cairn__pj_rebuild(const cairn__pj_spec_t *spec,
         return rc;
     fflush(out);
     if (o->grace_ms > 0)
-        nap_ms(o->grace_ms);
+        cairn__sleep_ms(o->grace_ms);
     if (spec->sink == CAIRN__PJ_SINK_POSTGRES)
         rc = cairn__pj_pg_drop_retired(spec, o, out, err);
     else

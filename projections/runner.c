@@ -154,26 +154,13 @@ struct proj {
     int fold_refused; /* cairn__pj_sink_fold failed: fold_rc (the batch is gone) */
     cairn_rc_t fold_rc;
     size_t fold_rows;  /* keys in the pending batch */
-    double fold_began; /* mono_s() of its first record */
+    double fold_began; /* cairn__mono_s() of its first record */
     int fly_fold;      /* the batch in flight is a folded one */
     size_t fold_poll;  /* records per poll while folding */
     long fold_ms;      /* a folded batch goes after this long */
     /* No folding until the checkpoint passes these (a folded batch was refused). */
     uint64_t nofold_until[CAIRN__PJ_MAX_PARTITIONS];
 };
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- version map ---------------------------------------------------------- */
 
@@ -896,13 +883,14 @@ static void *proj_main(void *arg)
     if ((rc = start(p, st, &err)) != CAIRN_OK)
         goto out;
     events = st->events;
-    double gen_checked = mono_s();
+    double gen_checked = cairn__mono_s();
     while (!atomic_load(p->quit)) {
         size_t delivered = 0, limit = catching_up(p) ? bmax : p->spec->batch_size;
-        if (!p->o->target && p->spec->sink == CAIRN__PJ_SINK_REDIS && mono_s() - gen_checked >= 1) {
+        if (!p->o->target && p->spec->sink == CAIRN__PJ_SINK_REDIS &&
+            cairn__mono_s() - gen_checked >= 1) {
             /* A flip whose kill of our connection never came (the rebuild died
                in between): notice it within a second and move over. */
-            gen_checked = mono_s();
+            gen_checked = cairn__mono_s();
             /* The check uses the connection: the batch in flight lands first. */
             if ((rc = land(p, &events, &err)) != CAIRN_OK)
                 goto batch_failed;
@@ -942,12 +930,12 @@ static void *proj_main(void *arg)
             }
             if (p->accepted > 0 && !p->fold_pending) {
                 p->fold_pending = 1;
-                p->fold_began = mono_s();
+                p->fold_began = cairn__mono_s();
             }
             int end = delivered < limit || p->poison || p->stalled || atomic_load(p->quit);
             if (p->fold_pending &&
                 (end || p->fold_rows >= FOLD_ROWS || p->accepted >= FOLD_EVENTS ||
-                 (mono_s() - p->fold_began) * 1000 >= (double)p->fold_ms)) {
+                 (cairn__mono_s() - p->fold_began) * 1000 >= (double)p->fold_ms)) {
                 if ((rc = cairn_tail_checkpoint(p->tail, cp, sizeof cp, &err)) != CAIRN_OK) {
                     fold_discard(p);
                     goto out;
@@ -1054,7 +1042,7 @@ static void *proj_main(void *arg)
                 rc = err.code;
                 goto out;
             }
-            nap_ms(p->o->retry.backoff_ms << (stalls - 1));
+            cairn__sleep_ms(p->o->retry.backoff_ms << (stalls - 1));
             continue;
         }
         if (p->o->target && lag(p) <= p->o->swap_lag)
@@ -1238,7 +1226,7 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
         }
         ps[i].started = 1;
     }
-    double t0 = mono_s(), tick = t0;
+    double t0 = cairn__mono_s(), tick = t0;
     while (rc == CAIRN_OK) {
         int all_done = 1;
         for (size_t i = 0; i < n; i++) {
@@ -1248,8 +1236,8 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
         }
         if (all_done || (o->stop && *o->stop))
             break;
-        nap_ms(20);
-        double now = mono_s();
+        cairn__sleep_ms(20);
+        double now = cairn__mono_s();
         if ((now - tick) * 1000 >= every) {
             report(ps, n, log, pr, last, last + n, now - tick, &opts, 0);
             tick = now;
@@ -1260,7 +1248,7 @@ cairn_rc_t cairn__pj_run(cairn__pj_spec_t *const *specs,
         if (ps[i].started)
             pthread_join(ps[i].th, NULL);
     if (rc == CAIRN_OK) {
-        double now = mono_s();
+        double now = cairn__mono_s();
         report(ps, n, log, pr, last, last + n, now - tick, &opts, 1);
         for (size_t i = 0; i < n; i++) {
             if (ps[i].failed) {

@@ -56,12 +56,6 @@
 
 #define CP_TABLE "cairn_checkpoints"
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The table's schema part ("" or "s") and base name, from "t" or "s.t". */
 static void split_table(const char *table, char *schema, size_t ss, char *base, size_t bs)
 {
@@ -119,7 +113,7 @@ static cairn_rc_t connect_pg(const cairn__pj_spec_t *spec,
             return cairn__error_set(err, CAIRN_E_UNAVAILABLE, CAIRN_ERR_RETRIABLE, spec->name,
                                     "projector '%s': postgres unreachable after %d attempts: %s",
                                     spec->name, attempt, m);
-        nap_ms(wait);
+        cairn__sleep_ms(wait);
         wait *= 2;
     }
 }
@@ -470,7 +464,7 @@ cairn_rc_t cairn__pj_pg_swap(const cairn__pj_spec_t *spec,
         cairn__log(CAIRN_LOG_WARNING, "projections",
                    "projector '%s': swap attempt %d: %s; trying again", spec->name, attempt,
                    e.text);
-        nap_ms(100L * attempt);
+        cairn__sleep_ms(100L * attempt);
     }
     PQfinish(c);
     return rc;
@@ -506,7 +500,7 @@ cairn_rc_t cairn__pj_pg_drop_retired(const cairn__pj_spec_t *spec,
                 *err = e;
             break;
         }
-        nap_ms(200L * attempt);
+        cairn__sleep_ms(200L * attempt);
     }
     PQfinish(c);
     return rc;

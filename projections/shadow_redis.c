@@ -39,12 +39,6 @@
 
 #include "projections.h"
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static cairn_rc_t connect_rd(const cairn__pj_spec_t *spec,
                              const cairn__pj_retry_t *retry,
                              redisContext **out,
@@ -85,7 +79,7 @@ static cairn_rc_t connect_rd(const cairn__pj_spec_t *spec,
                 err, CAIRN_E_UNAVAILABLE, CAIRN_ERR_RETRIABLE, spec->name,
                 "projector '%s': redis at %s:%d unreachable after %d attempts: %s", spec->name,
                 spec->host, spec->port, attempt, m);
-        nap_ms(wait);
+        cairn__sleep_ms(wait);
         wait *= 2;
     }
 }
@@ -289,17 +283,6 @@ cairn_rc_t cairn__pj_redis_flip(const cairn__pj_spec_t *spec,
     return rc;
 }
 
-static void glob_escape(char *out, size_t size, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 3 < size; s++) {
-        if (strchr("*?[]\\", *s))
-            out[n++] = '\\';
-        out[n++] = *s;
-    }
-    out[n] = '\0';
-}
-
 /* Does @p key (after the prefix) name a generation's key or the pointer? */
 static int generation_key(const char *rest)
 {
@@ -360,29 +343,18 @@ cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
         return rc;
     if (*gen) {
         snprintf(head, sizeof head, "%s%s:", prefix, gen);
-        glob_escape(pat, sizeof pat - 2, head);
+        cairn__pj_glob_escape(pat, sizeof pat - 2, head);
         strcat(pat, "*");
         rc = delete_matching(c, spec, pat, 0, &deleted, err);
     } else {
-        /* The root generation: the literal head of each key template. */
-        for (size_t h = 0; h < spec->nhandlers && rc == CAIRN_OK; h++) {
-            for (size_t j = 0; j < spec->handlers[h].nactions && rc == CAIRN_OK; j++) {
-                const cairn__pj_tmpl_t *t = &spec->handlers[h].actions[j].key;
-                snprintf(head, sizeof head, "%s%s", prefix,
-                         t->n && t->parts[0].literal ? t->parts[0].literal : "");
-                if (!head[0]) {
-                    rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
-                                          "projector '%s': cannot tell its keys apart from others "
-                                          "(key \"%s\" starts with a field): set "
-                                          "sink.redis.prefix",
-                                          spec->name, t->text);
-                    break;
-                }
-                glob_escape(pat, sizeof pat - 2, head);
-                strcat(pat, t->n > 1 || !t->parts[0].literal ? "*" : "");
-                rc = delete_matching(c, spec, pat, 1, &deleted, err);
-            }
-        }
+        /* The root generation: the literal head of each key template, but
+           not the generations' keys under the same prefix. */
+        cairn_strlist_t pats;
+        cairn_strlist_init(&pats);
+        rc = cairn__pj_redis_key_patterns(spec, prefix, &pats, err);
+        for (size_t k = 0; k < pats.n && rc == CAIRN_OK; k++)
+            rc = delete_matching(c, spec, pats.items[k], 1, &deleted, err);
+        cairn_strlist_release(&pats);
     }
     cp_key(ck, sizeof ck, spec, gen);
     if (rc == CAIRN_OK) {
@@ -443,7 +415,7 @@ cairn_rc_t cairn__pj_redis_drop_leftovers(const cairn__pj_spec_t *spec,
         root = r->integer > 0;
         freeReplyObject(r);
     }
-    glob_escape(pat, sizeof pat - 4, name);
+    cairn__pj_glob_escape(pat, sizeof pat - 4, name);
     strcat(pat, "#g*");
     char cursor[32] = "0";
     size_t cut = strlen(name) + 1;

@@ -100,12 +100,7 @@ struct pg {
 
 static int spec_foldable(const cairn__pj_spec_t *spec);
 static void fold_destroy(struct fold *f);
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+static void pg_close(cairn__pj_sink_t *s);
 
 /* PQerrorMessage without its trailing newline. */
 static const char *pg_msg(PGconn *c, char *buf, size_t size)
@@ -216,7 +211,7 @@ static cairn_rc_t build_statements(cairn__pj_sink_t *s, struct pg *p, cairn_erro
                 *err = e;
             break;
         }
-        nap_ms(50);
+        cairn__sleep_ms(50);
     }
     if (rc != CAIRN_OK)
         goto out;
@@ -342,7 +337,7 @@ static cairn_rc_t pg_open(cairn__pj_sink_t *s, cairn_error_t *err)
         cairn__log(CAIRN_LOG_WARNING, "projections",
                    "projector '%s': postgres connection attempt %d failed: %s; retrying in %ld ms",
                    spec->name, attempt, msg, wait);
-        nap_ms(wait);
+        cairn__sleep_ms(wait);
         wait *= 2;
     }
     PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
@@ -358,17 +353,14 @@ static cairn_rc_t pg_open(cairn__pj_sink_t *s, cairn_error_t *err)
                 *err = e;
             break;
         }
-        nap_ms(50);
+        cairn__sleep_ms(50);
     }
     if (rc == CAIRN_OK)
         rc = build_statements(s, p, err);
     p->foldable = spec_foldable(spec);
 out:
-    if (rc != CAIRN_OK) {
-        pg_disconnect(p);
-        cairn__free(p);
-        s->impl = NULL;
-    }
+    if (rc != CAIRN_OK)
+        pg_close(s);
     return rc;
 }
 
@@ -1087,6 +1079,28 @@ static cairn_rc_t fold_build(cairn__pj_sink_t *s,
 }
 
 /*
+ * A set-based batch that failed with @p rc (@p e): a lost connection is
+ * reported as it is (the caller reconnects); anything else was the server
+ * refusing the batch for a reason of its data, nothing applied: CAIRN_AGAIN,
+ * the batch goes the per-event way, which names the event.
+ */
+static cairn_rc_t set_based_failed(const cairn__pj_spec_t *spec,
+                                   cairn_rc_t rc,
+                                   const cairn_error_t *e,
+                                   cairn_error_t *err)
+{
+    if (rc == CAIRN_E_UNAVAILABLE) {
+        if (err)
+            *err = *e;
+        return rc;
+    }
+    cairn__log(CAIRN_LOG_INFO, "projections",
+               "projector '%s': the set-based batch failed (%s); applying it event by event",
+               spec->name, e->text);
+    return CAIRN_AGAIN;
+}
+
+/*
  * The batch set-based, as one transaction: fold its actions per key (the
  * last delete wins over what came before it; upserts after it merge, later
  * columns over earlier ones), COPY the folded rows into the session's staging
@@ -1211,18 +1225,8 @@ static cairn_rc_t apply_folded(cairn__pj_sink_t *s,
 out:
     if (in_tx && p->conn && PQstatus(p->conn) == CONNECTION_OK)
         PQclear(PQexec(p->conn, "ROLLBACK"));
-    if (rc != CAIRN_OK && rc != CAIRN_AGAIN && e.code) {
-        if (rc == CAIRN_E_UNAVAILABLE) {
-            if (err)
-                *err = e;
-        } else {
-            cairn__log(CAIRN_LOG_INFO, "projections",
-                       "projector '%s': the set-based batch failed (%s); applying it event by "
-                       "event",
-                       spec->name, e.text);
-            rc = CAIRN_AGAIN; /* the per-event way names the event */
-        }
-    }
+    if (rc != CAIRN_OK && rc != CAIRN_AGAIN && e.code)
+        rc = set_based_failed(spec, rc, &e, err);
     return rc;
 }
 
@@ -1253,15 +1257,7 @@ static cairn_rc_t folded_finish(cairn__pj_sink_t *s, cairn_error_t *err)
     if (p->conn && PQstatus(p->conn) == CONNECTION_OK &&
         PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
-    if (rc == CAIRN_E_UNAVAILABLE) {
-        if (err)
-            *err = e;
-        return rc;
-    }
-    cairn__log(CAIRN_LOG_INFO, "projections",
-               "projector '%s': the set-based batch failed (%s); applying it event by event",
-               spec->name, e.text);
-    return CAIRN_AGAIN;
+    return set_based_failed(spec, rc, &e, err);
 }
 
 static cairn_rc_t pg_apply(cairn__pj_sink_t *s,

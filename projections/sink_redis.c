@@ -74,12 +74,6 @@ static void rd_buffers_release(struct rd *r)
     r->ncmds = r->acmds = 0;
 }
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static cairn_rc_t
 lost(struct rd *r, const cairn__pj_spec_t *spec, const char *what, cairn_error_t *err)
 {
@@ -118,6 +112,8 @@ static cairn_rc_t run(struct rd *r,
     return CAIRN_OK;
 }
 
+static void rd_close(cairn__pj_sink_t *s);
+
 static cairn_rc_t rd_open(cairn__pj_sink_t *s, cairn_error_t *err)
 {
     const cairn__pj_spec_t *spec = s->spec;
@@ -154,7 +150,7 @@ static cairn_rc_t rd_open(cairn__pj_sink_t *s, cairn_error_t *err)
         cairn__log(CAIRN_LOG_WARNING, "projections",
                    "projector '%s': redis connection attempt %d failed: %s; retrying in %ld ms",
                    spec->name, attempt, msg, wait);
-        nap_ms(wait);
+        cairn__sleep_ms(wait);
         wait *= 2;
     }
     {
@@ -174,13 +170,8 @@ static cairn_rc_t rd_open(cairn__pj_sink_t *s, cairn_error_t *err)
         rc = run(r, spec, NULL, err, 2, argv, lens);
     }
 out:
-    if (rc != CAIRN_OK) {
-        if (r->c)
-            redisFree(r->c);
-        rd_buffers_release(r);
-        cairn__free(r);
-        s->impl = NULL;
-    }
+    if (rc != CAIRN_OK)
+        rd_close(s);
     return rc;
 }
 
@@ -573,8 +564,7 @@ static cairn_rc_t rd_apply(cairn__pj_sink_t *s,
     return rd_finish(s, evs, n, failed_at, err);
 }
 
-/* Escapes glob characters of @p s for SCAN MATCH. */
-static void glob_escape(char *out, size_t size, const char *s)
+void cairn__pj_glob_escape(char *out, size_t size, const char *s)
 {
     size_t n = 0;
     for (; *s && n + 3 < size; s++) {
@@ -585,6 +575,35 @@ static void glob_escape(char *out, size_t size, const char *s)
     out[n] = '\0';
 }
 
+cairn_rc_t cairn__pj_redis_key_patterns(const cairn__pj_spec_t *spec,
+                                        const char *keyprefix,
+                                        cairn_strlist_t *out,
+                                        cairn_error_t *err)
+{
+    /* The literal head of every key template names this projector's keys. */
+    for (size_t h = 0; h < spec->nhandlers; h++) {
+        for (size_t j = 0; j < spec->handlers[h].nactions; j++) {
+            const cairn__pj_tmpl_t *t = &spec->handlers[h].actions[j].key;
+            char head[600], pat[1300];
+            snprintf(head, sizeof head, "%s%s", keyprefix,
+                     t->n && t->parts[0].literal ? t->parts[0].literal : "");
+            if (!head[0])
+                return cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
+                                        "projector '%s': cannot tell its keys apart from others "
+                                        "(key \"%s\" starts with a field): set sink.redis.prefix",
+                                        spec->name, t->text);
+            cairn__pj_glob_escape(pat, sizeof pat - 2, head);
+            strcat(pat, t->n > 1 || !t->parts[0].literal ? "*" : "");
+            int seen = 0;
+            for (size_t k = 0; k < out->n; k++)
+                seen |= !strcmp(out->items[k], pat);
+            if (!seen && cairn_strlist_push(out, pat) != CAIRN_OK)
+                return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
+        }
+    }
+    return CAIRN_OK;
+}
+
 static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
 {
     struct rd *r = s->impl;
@@ -593,29 +612,7 @@ static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
     cairn_strlist_t patterns;
 
     cairn_strlist_init(&patterns);
-    /* The literal head of every key template names this projector's keys. */
-    for (size_t h = 0; h < spec->nhandlers && rc == CAIRN_OK; h++) {
-        for (size_t j = 0; j < spec->handlers[h].nactions && rc == CAIRN_OK; j++) {
-            const cairn__pj_tmpl_t *t = &spec->handlers[h].actions[j].key;
-            char head[512], pat[1100];
-            snprintf(head, sizeof head, "%s%s", r->keyprefix,
-                     t->n && t->parts[0].literal ? t->parts[0].literal : "");
-            if (!head[0]) {
-                rc = cairn__error_set(err, CAIRN_E_INVALID, 0, spec->name,
-                                      "projector '%s': cannot tell its keys apart from others "
-                                      "(key \"%s\" starts with a field): set sink.redis.prefix",
-                                      spec->name, t->text);
-                break;
-            }
-            glob_escape(pat, sizeof pat - 2, head);
-            strcat(pat, t->n > 1 || !t->parts[0].literal ? "*" : "");
-            int seen = 0;
-            for (size_t k = 0; k < patterns.n; k++)
-                seen |= !strcmp(patterns.items[k], pat);
-            if (!seen && cairn_strlist_push(&patterns, pat) != CAIRN_OK)
-                rc = cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
-        }
-    }
+    rc = cairn__pj_redis_key_patterns(spec, r->keyprefix, &patterns, err);
     for (size_t k = 0; k < patterns.n && rc == CAIRN_OK; k++) {
         char cursor[32] = "0";
         do {

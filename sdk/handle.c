@@ -53,27 +53,6 @@ struct outrec {
     char time[24];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static void set_header(cairn_header_t *h, const char *name, const char *value)
 {
     h->name = name;
@@ -106,7 +85,7 @@ static cairn_rc_t encode_all(struct cairn_aggregate *agg,
                              cairn_error_t *err)
 {
     cairn_rc_t rc = CAIRN_OK;
-    int64_t t = now_ms();
+    int64_t t = cairn__wall_ms();
     for (size_t i = 0; i < em->n; i++) {
         const struct cairn__evtype *et = cairn__evtype_find(agg, em->items[i].type);
         struct outrec *o = &out[i];
@@ -354,8 +333,8 @@ cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
                     int k = vconflicts - 1;
                     clock_gettime(CLOCK_MONOTONIC, &ts);
                     long cap = 1L << (k < 6 ? k : 6);
-                    sleep_ms((long)(((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts) %
-                                    (uint64_t)(cap + 1)));
+                    cairn__sleep_ms((long)(((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts) %
+                                           (uint64_t)(cap + 1)));
                 }
                 continue;
             }
@@ -368,12 +347,12 @@ cairn_rc_t cairn_handle(cairn_aggregate_t *agg,
             break;
         }
         if (rc == CAIRN_E_CONFLICT) { /* Kafka: fenced, lost a claim, or held by another */
-            int64_t now = mono_ms();
+            int64_t now = cairn__mono_ms();
             if (!deadline)
                 deadline = now + 2 * svc->claim_hold_ms + 1000;
             if (now < deadline) {
                 CAIRN__STAT_ADD(svc, conflicts, 1);
-                sleep_ms(backoff);
+                cairn__sleep_ms(backoff);
                 backoff = backoff * 2 > 250 ? 250 : backoff * 2;
                 continue;
             }

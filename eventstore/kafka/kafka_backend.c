@@ -77,20 +77,6 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void deadline_ts(struct timespec *ts, int64_t ms_from_now)
 {
     clock_gettime(CLOCK_REALTIME, ts);
@@ -1426,7 +1412,7 @@ static cairn_rc_t catch_up(struct klog *k, struct kpart *P, int64_t deadline, ca
     cairn_rc_t rc;
     rd_kafka_t *rk = k->consumer; /* never replaced, unlike the producer */
     pthread_mutex_unlock(&k->mu);
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - cairn__mono_ms();
     rd_kafka_resp_err_t e =
         rd_kafka_query_watermark_offsets(rk, k->topic, P->id, &low, &high,
                                          left > 0 ? (int)(left > INT32_MAX ? INT32_MAX : left) : 1);
@@ -1442,7 +1428,7 @@ static cairn_rc_t catch_up(struct klog *k, struct kpart *P, int64_t deadline, ca
         return rc;
     while (P->next < high && !P->fault.code) {
         struct timespec ts;
-        if (now_ms() >= deadline)
+        if (cairn__mono_ms() >= deadline)
             return cairn__error_set(err, CAIRN_E_TIMEOUT, CAIRN_ERR_RETRIABLE, k->topic,
                                     "reading partition %d up to offset %" PRId64 " timed out",
                                     P->id, high);
@@ -1517,7 +1503,7 @@ claim(struct klog *k, struct kpart *P, int64_t deadline, int force, cairn_error_
 
     while (P->state == P_CLAIMING) { /* another thread of ours claims it */
         struct timespec ts;
-        if (now_ms() >= deadline)
+        if (cairn__mono_ms() >= deadline)
             return cairn__error_set(err, CAIRN_E_TIMEOUT, CAIRN_ERR_RETRIABLE, k->topic,
                                     "claiming partition %d timed out", P->id);
         deadline_ts(&ts, 50);
@@ -1531,7 +1517,7 @@ claim(struct klog *k, struct kpart *P, int64_t deadline, int force, cairn_error_
         return CAIRN_OK;
     if (P->state == P_CLAIMING)
         return claim(k, P, deadline, force, err);
-    int64_t age = wall_ms() - P->claim_ts;
+    int64_t age = cairn__wall_ms() - P->claim_ts;
     if (!force && P->rr.epoch > 0 && P->claim_writer != k->writer_id && age < k->hold_ms)
         return cairn__error_setc(err, CAIRN_E_CONFLICT, (int)P->rr.epoch,
                                  CAIRN_ERR_CONFLICT | CAIRN_ERR_RETRIABLE, k->topic,
@@ -1547,7 +1533,7 @@ claim(struct klog *k, struct kpart *P, int64_t deadline, int force, cairn_error_
     P->claim_result = 0;
     while (P->claim_result == 0 && !P->fault.code) {
         struct timespec ts;
-        if (now_ms() >= deadline) {
+        if (cairn__mono_ms() >= deadline) {
             P->state = P_NONE;
             return cairn__error_set(
                 err, CAIRN_E_TIMEOUT, CAIRN_ERR_RETRIABLE | CAIRN_ERR_OUTCOME_UNKNOWN, k->topic,
@@ -1639,7 +1625,7 @@ static cairn_rc_t produce_append(struct klog *k,
             cap = need;
         }
         if (!r->timestamp_ms)
-            r->timestamp_ms = wall_ms();
+            r->timestamp_ms = cairn__wall_ms();
         ev.version = first_version + i;
         ev.index = (uint32_t)i;
         ev.time_ms = r->timestamp_ms;
@@ -1707,13 +1693,13 @@ static cairn_rc_t k_append_nowait(void *impl,
                                 k->topic);
     int p = cairn__kafka_partition_of(stream, strlen(stream), k->partitions);
     struct kpart *P = &k->parts[p];
-    int64_t deadline = now_ms() + k->ack_timeout_ms;
+    int64_t deadline = cairn__mono_ms() + k->ack_timeout_ms;
     /* What needs no lock is done before taking mu, which 16 appenders and
      * the tailer share: the records' times and the append's memory. */
     int64_t now = 0;
     for (size_t i = 0; i < n; i++)
         if (!records[i].timestamp_ms)
-            records[i].timestamp_ms = now ? now : (now = wall_ms());
+            records[i].timestamp_ms = now ? now : (now = cairn__wall_ms());
     struct kappend *a = cairn__calloc(1, sizeof(*a));
     if (!a)
         return cairn__error_set(err, CAIRN_E_NOMEM, 0, stream, "out of memory");
@@ -1792,7 +1778,7 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
         goto out;
     }
     if (a->state == A_PENDING)
-        deadline = now_ms() + k->ack_timeout_ms;
+        deadline = cairn__mono_ms() + k->ack_timeout_ms;
     if (a->state == A_PENDING && ~k->wslot_used) {
         unsigned i = 0;
         while (k->wslot_used >> i & 1)
@@ -1815,7 +1801,7 @@ k_wait_append(void *impl, uint64_t ticket, cairn_record_t *records, size_t n, ca
             cairn__log(CAIRN_LOG_WARNING, "kafka", "re-claiming partition %d: %s", a->partition,
                        ce.text);
         }
-        if (now_ms() >= deadline) {
+        if (cairn__mono_ms() >= deadline) {
             /* Outcome unknown: the partition's in-memory state counts this
              * append (its streams' written versions) though it may never
              * land. Stop trusting it: the next append to the partition (or
@@ -1867,7 +1853,7 @@ cairn_rc_t cairn__kafka_settle(cairn_log_t *log, uint64_t ticket, cairn_error_t 
         return cairn__error_set(err, CAIRN_E_INVALID, 0, NULL, "not a kafka log");
     struct klog *k = log->impl;
     cairn_rc_t rc = CAIRN_OK;
-    int64_t deadline = now_ms() + k->ack_timeout_ms;
+    int64_t deadline = cairn__mono_ms() + k->ack_timeout_ms;
 
     pthread_mutex_lock(&k->mu);
     struct kappend *a = ticket_find(k, ticket);
@@ -1965,12 +1951,12 @@ static cairn_rc_t reader_next(struct klog *k,
                               rd_kafka_message_t **out,
                               cairn_error_t *err)
 {
-    int64_t stalled = now_ms() + READ_STALL_MS;
+    int64_t stalled = cairn__mono_ms() + READ_STALL_MS;
     *out = NULL;
     while (*next < high) {
         rd_kafka_message_t *m = rd_kafka_consume(r->rkt, r->partition, 100);
         if (!m) {
-            if (now_ms() > stalled)
+            if (cairn__mono_ms() > stalled)
                 return cairn__error_set(err, CAIRN_E_TIMEOUT, CAIRN_ERR_RETRIABLE, k->topic,
                                         "reading partition %d stalled at offset %" PRId64
                                         " for %d ms",
@@ -2153,7 +2139,7 @@ static cairn_rc_t k_read_stream(void *impl,
     int p = cairn__kafka_partition_of(stream, strlen(stream), k->partitions);
     struct kpart *P = &k->parts[p];
     pthread_mutex_lock(&k->mu);
-    rc = catch_up(k, P, now_ms() + k->ack_timeout_ms, err);
+    rc = catch_up(k, P, cairn__mono_ms() + k->ack_timeout_ms, err);
     struct kstream *s = rc ? NULL : kindex_find(&P->idx, stream);
     if (s && s->version >= first) {
         n = s->version - first + 1;
@@ -2232,7 +2218,7 @@ static uint64_t k_stream_version(void *impl, const char *stream)
     int p = cairn__kafka_partition_of(stream, strlen(stream), k->partitions);
     struct kpart *P = &k->parts[p];
     pthread_mutex_lock(&k->mu);
-    if (P->state != P_OWNED && catch_up(k, P, now_ms() + k->ack_timeout_ms, &e) != CAIRN_OK)
+    if (P->state != P_OWNED && catch_up(k, P, cairn__mono_ms() + k->ack_timeout_ms, &e) != CAIRN_OK)
         cairn__log(CAIRN_LOG_ERR, "kafka", "stream version of '%s': %s", stream, e.text);
     struct kstream *s = kindex_find(&P->idx, stream);
     if (s)
@@ -2261,7 +2247,7 @@ static uint64_t k_end(void *impl, int partition)
         return 0;
     struct kpart *P = &k->parts[partition];
     pthread_mutex_lock(&k->mu);
-    if (catch_up(k, P, now_ms() + k->ack_timeout_ms, &e) != CAIRN_OK)
+    if (catch_up(k, P, cairn__mono_ms() + k->ack_timeout_ms, &e) != CAIRN_OK)
         cairn__log(CAIRN_LOG_ERR, "kafka", "end of partition %d: %s", partition, e.text);
     end = (uint64_t)P->accepted_end;
     pthread_mutex_unlock(&k->mu);
@@ -2370,7 +2356,7 @@ static cairn_rc_t k_tail_open(void *impl, const char *checkpoint, void **out, ca
     if (checkpoint && strcmp(checkpoint, "end") == 0) {
         pthread_mutex_lock(&k->mu);
         for (int p = 0; p < k->partitions && !rc; p++) {
-            rc = catch_up(k, &k->parts[p], now_ms() + k->ack_timeout_ms, err);
+            rc = catch_up(k, &k->parts[p], cairn__mono_ms() + k->ack_timeout_ms, err);
             T->tp[p].ckpt_off = k->parts[p].accepted_end;
             T->tp[p].ckpt_epoch = k->parts[p].end_epoch;
         }
@@ -2497,7 +2483,7 @@ static cairn_rc_t k_tail_poll(void *t,
     struct ktail *T = t;
     cairn_rc_t rc = CAIRN_OK;
     size_t done = 0;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = cairn__mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     rd_kafka_message_t *msgs[64];
 
     if (delivered)
@@ -2527,7 +2513,7 @@ static cairn_rc_t k_tail_poll(void *t,
             done++;
             continue;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - cairn__mono_ms();
         int wait = done ? 0 : (left > 0 ? (int)left : 0);
         /* one message as soon as there is one (consume_batch_queue would
          * wait out its timeout), then what else is already fetched */
@@ -2544,7 +2530,7 @@ static cairn_rc_t k_tail_poll(void *t,
         }
         if (rc)
             break;
-        if (n == 0 && (done || now_ms() >= deadline))
+        if (n == 0 && (done || cairn__mono_ms() >= deadline))
             break;
     }
     if (delivered)
