@@ -20,17 +20,6 @@
 
 #include "api_int.h"
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 cairn_rc_t cairn__api_pct_decode(
     const char *in, size_t len, bool plus_is_space, char *out, size_t *out_len, cairn_error_t *err)
 {
@@ -38,8 +27,8 @@ cairn_rc_t cairn__api_pct_decode(
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            int hi = i + 1 < len ? hexval((unsigned char)in[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+            int hi = i + 1 < len ? cairn__hex_digit((unsigned char)in[i + 1]) : -1;
+            int lo = i + 2 < len ? cairn__hex_digit((unsigned char)in[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return cairn__error_set(err, CAIRN_E_INVALID_REQUEST, 0, NULL,
                                         "malformed percent-encoding at byte %zu", i);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buf.c - growable byte buffers with a cap (curl's dynbuf) and owned string
- * lists. Every input-driven buffer in Cairn has a cap so that a peer cannot
- * make the process grow without bound.
+ * buf.c - growable byte buffers with a cap (curl's dynbuf), owned string
+ * lists and the hex digit every decoder of hex text uses. Every input-driven buffer in Cairn has a
+ * cap so that a peer cannot make the process grow without bound.
  */
 #include <stdio.h>
 #include <string.h>
@@ -148,4 +148,15 @@ cairn_rc_t cairn_strlist_pushf(cairn_strlist_t *l, const char *fmt, ...)
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return cairn_strlist_push_take(l, s);
+}
+
+int cairn__hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }

@@ -65,6 +65,9 @@ double cairn__mono_s(void);
 /** @brief Sleeps @p ms (nothing for ms <= 0); a signal may end it early. */
 void cairn__sleep_ms(long ms);
 
+/** @brief The value of hex digit @p c (either case), or -1 when it is none. */
+int cairn__hex_digit(int c);
+
 /* ---- logging ---------------------------------------------------------- */
 
 void cairn__log(int level, const char *ctx, const char *fmt, ...) CAIRN_PRINTF(3, 4);

@@ -362,11 +362,6 @@ cairn__pj_dead_apply(cairn__pj_sink_t *s, const cairn__pj_event_t *ev, cairn_err
                             "projector '%s': the checkpoint kept moving; try again", name);
 }
 
-static int unhex(int ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 cairn_rc_t cairn__pj_dead_retry(cairn__pj_sink_t *s,
                                 const cairn__pj_dead_t *d,
                                 cairn_serde_t *serde,
@@ -386,11 +381,12 @@ cairn_rc_t cairn__pj_dead_retry(cairn__pj_sink_t *s,
         if (!raw)
             return cairn__error_set(err, CAIRN_E_NOMEM, 0, NULL, "out of memory");
         for (size_t i = 0; i < hexlen; i += 2) {
-            int hi = unhex(d->value[i]), lo = i + 1 < hexlen ? unhex(d->value[i + 1]) : -1;
+            int hi = cairn__hex_digit(d->value[i]),
+                lo = i + 1 < hexlen ? cairn__hex_digit(d->value[i + 1]) : -1;
             if (hi < 0 || lo < 0) {
                 cairn__free(raw);
                 return cairn__error_set(err, CAIRN_E_INVALID, 0, d->id,
-                                        "dead letter '%s': its raw value is not lowercase hex "
+                                        "dead letter '%s': its raw value is not hex "
                                         "(character %zu of %zu)",
                                         d->id, hi < 0 ? i + 1 : i + 2, hexlen);
             }

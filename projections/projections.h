@@ -561,6 +561,8 @@ cairn_rc_t cairn__pj_redis_drop_generation(const cairn__pj_spec_t *spec,
                                            const char *gen,
                                            FILE *out,
                                            cairn_error_t *err);
+/** @brief Whether @p rest, a key after the spec's prefix, is a generation's key or the pointer. */
+int cairn__pj_redis_generation_key(const char *rest);
 /** @brief Escapes the glob characters of @p s for SCAN MATCH into @p out. */
 void cairn__pj_glob_escape(char *out, size_t size, const char *s);
 /**

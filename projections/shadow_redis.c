@@ -283,8 +283,7 @@ cairn_rc_t cairn__pj_redis_flip(const cairn__pj_spec_t *spec,
     return rc;
 }
 
-/* Does @p key (after the prefix) name a generation's key or the pointer? */
-static int generation_key(const char *rest)
+int cairn__pj_redis_generation_key(const char *rest)
 {
     if (!strcmp(rest, "gen"))
         return 1;
@@ -313,7 +312,7 @@ static cairn_rc_t delete_matching(redisContext *c,
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
             const char *k = keys->element[i]->str;
-            if (skip_generations && strlen(k) >= plen && generation_key(k + plen))
+            if (skip_generations && strlen(k) >= plen && cairn__pj_redis_generation_key(k + plen))
                 continue;
             redisReply *d = redisCommand(c, "UNLINK %b", k, keys->element[i]->len);
             if (!d || d->type == REDIS_REPLY_ERROR) {

@@ -611,6 +611,9 @@ static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
     cairn_rc_t rc = CAIRN_OK;
     cairn_strlist_t patterns;
 
+    const char *prefix = spec->prefix ? spec->prefix : "";
+    size_t plen = strlen(prefix);
+    int root = !strcmp(r->keyprefix, prefix); /* not a generation's target */
     cairn_strlist_init(&patterns);
     rc = cairn__pj_redis_key_patterns(spec, r->keyprefix, &patterns, err);
     for (size_t k = 0; k < patterns.n && rc == CAIRN_OK; k++) {
@@ -631,6 +634,11 @@ static cairn_rc_t rd_reset(cairn__pj_sink_t *s, cairn_error_t *err)
             snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
             redisReply *keys = rep->element[1];
             for (size_t i = 0; i < keys->elements && rc == CAIRN_OK; i++) {
+                /* The root generation's patterns may also match other
+                   generations' keys under the same prefix: not ours. */
+                const char *key = keys->element[i]->str;
+                if (root && strlen(key) >= plen && cairn__pj_redis_generation_key(key + plen))
+                    continue;
                 const char *dv[2] = {"UNLINK", keys->element[i]->str};
                 size_t dl[2] = {6, keys->element[i]->len};
                 rc = run(r, spec, NULL, err, 2, dv, dl);

@@ -98,24 +98,13 @@ static void hex_encode(const unsigned char *id, char *out)
     out[ID_HEX] = '\0';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int hex_decode(const void *v, size_t len, unsigned char *id)
 {
     const char *s = v;
     if (len != ID_HEX)
         return -1;
     for (size_t i = 0; i < CAIRN__RR_ID_LEN; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        int hi = cairn__hex_digit(s[2 * i]), lo = cairn__hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         id[i] = (unsigned char)(hi << 4 | lo);
@@ -556,8 +545,9 @@ static int url_decode(const char *s, size_t n, char **out)
     if (!d)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hex_val(s[i + 1]) >= 0 && hex_val(s[i + 2]) >= 0) {
-            d[j++] = (char)(hex_val(s[i + 1]) << 4 | hex_val(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && cairn__hex_digit(s[i + 1]) >= 0 &&
+            cairn__hex_digit(s[i + 2]) >= 0) {
+            d[j++] = (char)(cairn__hex_digit(s[i + 1]) << 4 | cairn__hex_digit(s[i + 2]));
             i += 2;
         } else {
             d[j++] = s[i];

@@ -228,6 +228,25 @@ def poison(tmp, pg, rd):
     check(code == 0 and got == want, 'poison redis: after reset the run rebuilds the fold %s %s'
           % (se.strip(), fx.diff(got, want)))
 
+    # Reset of a projector on its root generation whose keys start with a
+    # field: its pattern is "<prefix>*", which must not take a rebuild's
+    # generation (here g1, being built) along.
+    fspec = fx.redis_spec('rfield', rd.port, 'rf:')
+    for handler in fspec['on'].values():
+        for action in handler:
+            for op in action.values():
+                if isinstance(op, dict) and 'key' in op and op['key'].startswith('acc:'):
+                    op['key'] = op['key'][len('acc:'):]
+    fpath = fx.write_spec(tmp, fspec)
+    code, so, se = fx.run(['run', '--log', log, '--exit-at-end', fpath])
+    check(code == 0, 'field-keyed redis projector ran (%d: %s)' % (code, se.strip()))
+    rd.command('SET', 'rf:g1:acc-000', 'shadow')
+    before = [k for k in rd.keys('rf:*') if not k.startswith('rf:g1:')]
+    code, so, se = fx.run(['reset', 'rfield', fpath])
+    check(code == 0 and before and rd.keys('rf:*') == ['rf:g1:acc-000'],
+          'reset of the root generation leaves generation g1\'s keys (%d, %d keys before): %s %s'
+          % (code, len(before), rd.keys('rf:*')[:5], se.strip()))
+
 
 def fold_refusals(tmp, pg):
     """Poison events inside a folded catch-up batch."""

@@ -117,7 +117,7 @@ def main():
         pg.query("UPDATE cairn_dead_letters SET value = '0g' || value WHERE projector = 'dl_pg' "
                  "AND id = '%s'" % zid)
         code, so, se = fx.run(['dead-letters', 'retry', 'dl_pg', zid] + specs)
-        check(code == 2 and 'retry=failed' in so and 'not lowercase hex (character 2 of' in so,
+        check(code == 2 and 'retry=failed' in so and 'not hex (character 2 of' in so,
               'dl_pg: a damaged raw value fails its retry saying so (%d): %s %s'
               % (code, so.strip(), se.strip()))
         left = pg.query("SELECT value FROM cairn_dead_letters WHERE projector = 'dl_pg' AND "

@@ -23,19 +23,9 @@
 #include <jansson.h>
 
 #include "cairn/eventstore.h"
+#include "common.h"
 
 #define PIPELINE 256
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int main(int argc, char **argv)
 {
@@ -84,7 +74,8 @@ int main(int argc, char **argv)
             size_t hl = strlen(hex);
             bytes = malloc(hl / 2 + 1);
             for (size_t i = 0; bytes && i + 1 < hl + 1 && i < hl; i += 2) {
-                int a = hexval(hex[i]), b = i + 1 < hl ? hexval(hex[i + 1]) : -1;
+                int a = cairn__hex_digit(hex[i]),
+                    b = i + 1 < hl ? cairn__hex_digit(hex[i + 1]) : -1;
                 if (a < 0 || b < 0) {
                     fprintf(stderr, "cairn-pj-feed: line %zu: bad hex\n", lineno);
                     code = 2;
